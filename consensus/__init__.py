@@ -1,0 +1,2 @@
+"""Sans-I/O consensus: Tendermint engine, messages, certificates, the event loop and simulated
+network, the emergency-upgrade protocol, safety and liveness checks, forensics."""

@@ -1,0 +1,1 @@
+"""Scenario files, actors, the runner, reports and the `l2sim` command."""
