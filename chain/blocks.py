@@ -1,0 +1,131 @@
+"""Frozen block headers and blocks, their RLP encoding, keccak hashes and trie roots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import rlp
+from eth.abc import ReceiptAPI, SignedTransactionAPI
+from eth.constants import BLANK_ROOT_HASH
+from eth_hash.auto import keccak
+from trie import HexaryTrie
+
+from chain.errors import ChainError
+from chain.state import ZERO_ADDRESS
+from chain.transactions import decode_transaction, encode_transaction
+
+ZERO_HASH = b"\x00" * 32
+
+
+class MalformedBlockError(ChainError):
+    """Raised when bytes do not decode to a block."""
+
+    def __init__(self, raw: bytes, reason: str):
+        super().__init__(f"malformed block ({len(raw)} bytes): {reason}")
+        self.raw = raw
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Header:
+    """A block header. `fork_id` changes at every emergency upgrade; it is part of the hash."""
+
+    height: int
+    parent_hash: bytes
+    state_root: bytes
+    transactions_root: bytes = BLANK_ROOT_HASH
+    receipts_root: bytes = BLANK_ROOT_HASH
+    proposer: bytes = ZERO_ADDRESS
+    timestamp: int = 0
+    fork_id: int = 0
+    gas_used: int = 0
+
+    def to_rlp_list(self) -> list:
+        """The header's fields in encoding order."""
+        return [
+            self.height,
+            self.parent_hash,
+            self.state_root,
+            self.transactions_root,
+            self.receipts_root,
+            self.proposer,
+            self.timestamp,
+            self.fork_id,
+            self.gas_used,
+        ]
+
+    @property
+    def hash(self) -> bytes:
+        """keccak of the header's RLP: the block's identity."""
+        return keccak(rlp.encode(self.to_rlp_list()))
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header and the signed transactions it commits to."""
+
+    header: Header
+    transactions: tuple[SignedTransactionAPI, ...] = field(default=())
+
+    @property
+    def hash(self) -> bytes:
+        """The header's hash."""
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        """The header's height."""
+        return self.header.height
+
+
+def compute_transactions_root(transactions: Sequence[SignedTransactionAPI]) -> bytes:
+    """Root of the trie `rlp(index) -> encoded transaction`, as Ethereum builds it."""
+    return _index_trie_root([encode_transaction(tx) for tx in transactions])
+
+
+def compute_receipts_root(receipts: Sequence[ReceiptAPI]) -> bytes:
+    """Root of the trie `rlp(index) -> encoded receipt`."""
+    return _index_trie_root([receipt.encode() for receipt in receipts])
+
+
+def _index_trie_root(items: Sequence[bytes]) -> bytes:
+    if not items:
+        return BLANK_ROOT_HASH
+    trie = HexaryTrie({})
+    for index, item in enumerate(items):
+        trie[rlp.encode(index)] = item
+    return trie.root_hash
+
+
+def encode_block(block: Block) -> bytes:
+    """RLP of `[header fields, [encoded transactions]]`."""
+    return rlp.encode(
+        [block.header.to_rlp_list(), [encode_transaction(tx) for tx in block.transactions]]
+    )
+
+
+def decode_block(raw: bytes) -> Block:
+    """Decode `encode_block` output; raises `MalformedBlockError` on anything else."""
+    try:
+        header_items, tx_items = rlp.decode(raw)
+        ints = [rlp.sedes.big_endian_int.deserialize(header_items[i]) for i in (0, 6, 7, 8)]
+        header = Header(
+            height=ints[0],
+            parent_hash=bytes(header_items[1]),
+            state_root=bytes(header_items[2]),
+            transactions_root=bytes(header_items[3]),
+            receipts_root=bytes(header_items[4]),
+            proposer=bytes(header_items[5]),
+            timestamp=ints[1],
+            fork_id=ints[2],
+            gas_used=ints[3],
+        )
+    except (rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError) as error:
+        raise MalformedBlockError(raw, str(error)) from None
+    return Block(header, tuple(decode_transaction(bytes(item)) for item in tx_items))
+
+
+def with_header(block: Block, **changes: object) -> Block:
+    """A copy of `block` with header fields replaced (used by tests and Byzantine proposers)."""
+    return Block(replace(block.header, **changes), block.transactions)

@@ -1,0 +1,168 @@
+"""Diff: the accounts and storage slots that differ between two state roots.
+
+Both tries are walked together from the root; wherever the two sides reference the same
+node (same hash, or the same inline node) the whole subtree is skipped. The cost therefore
+grows with what changed, not with the size of the state.
+
+Trie keys are keccak hashes; a change is named by its address or slot where the store
+holds the preimage (execution and genesis record them), and by the hash otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import rlp
+from eth.constants import BLANK_ROOT_HASH
+
+from chain.state import Account, decode_account, require_root
+from chain.store import Store
+
+_BLANK = b""
+
+
+@dataclass(frozen=True)
+class AccountChange:
+    """An account whose leaf differs between the two roots."""
+
+    key: bytes  # keccak(address)
+    address: bytes | None
+    before: Account
+    after: Account
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    """A storage slot whose value differs between the two roots."""
+
+    account_key: bytes
+    address: bytes | None
+    key: bytes  # keccak(slot as 32 bytes)
+    slot: int | None
+    before: int
+    after: int
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    """Everything that differs between root `a` and root `b`, in trie-key order."""
+
+    accounts: tuple[AccountChange, ...]
+    slots: tuple[SlotChange, ...]
+
+    @property
+    def addresses(self) -> tuple[bytes | None, ...]:
+        """The changed accounts' addresses (None where no preimage is known)."""
+        return tuple(change.address for change in self.accounts)
+
+
+def diff_roots(store: Store, a: bytes, b: bytes) -> StateDiff:
+    """What differs between the states at `a` and `b` (both must be in `store`)."""
+    require_root(store, a)
+    require_root(store, b)
+    accounts: list[AccountChange] = []
+    slots: list[SlotChange] = []
+    for key, left, right in diff_tries(store, a, b):
+        before = decode_account(left)
+        after = decode_account(right)
+        address = store.get_preimage(key)
+        accounts.append(AccountChange(key, address, before, after))
+        if before.storage_root != after.storage_root:
+            for slot_key, left_slot, right_slot in diff_tries(
+                store, before.storage_root, after.storage_root
+            ):
+                preimage = store.get_preimage(slot_key)
+                slots.append(
+                    SlotChange(
+                        account_key=key,
+                        address=address,
+                        key=slot_key,
+                        slot=None if preimage is None else int.from_bytes(preimage, "big"),
+                        before=_decode_slot(left_slot),
+                        after=_decode_slot(right_slot),
+                    )
+                )
+    return StateDiff(tuple(accounts), tuple(slots))
+
+
+def _decode_slot(encoded: bytes) -> int:
+    return rlp.decode(encoded, sedes=rlp.sedes.big_endian_int) if encoded else 0
+
+
+def diff_tries(store: Store, a: bytes, b: bytes) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """Yield `(key, value_at_a, value_at_b)` for each key whose value differs (b"" = absent)."""
+    ref_a = _BLANK if a == BLANK_ROOT_HASH else a
+    ref_b = _BLANK if b == BLANK_ROOT_HASH else b
+    for nibbles, left, right in _diff_nodes(store, ref_a, ref_b, ()):
+        yield _nibbles_to_bytes(nibbles), left, right
+
+
+def iterate_trie(store: Store, root: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """Every `(key, value)` of the trie at `root`: a full scan, for comparison with a diff."""
+    ref = _BLANK if root == BLANK_ROOT_HASH else root
+    for nibbles, _, value in _diff_nodes(store, _BLANK, ref, ()):
+        yield _nibbles_to_bytes(nibbles), value
+
+
+def _diff_nodes(store: Store, a: object, b: object, path: tuple[int, ...]):
+    """Walk the subtrees referenced by `a` and `b` at `path`, skipping identical references."""
+    if a == b:
+        return
+    value_a, children_a = _expand(store, a)
+    value_b, children_b = _expand(store, b)
+    if value_a != value_b:
+        yield path, value_a, value_b
+    for nibble in range(16):
+        yield from _diff_nodes(store, children_a[nibble], children_b[nibble], path + (nibble,))
+
+
+_NO_CHILDREN = (_BLANK,) * 16
+
+
+def _expand(store: Store, ref: object) -> tuple[bytes, tuple[object, ...]]:
+    """A node seen as a branch: (value stored here, 16 child references).
+
+    Leaves and extensions are split one nibble at a time into virtual nodes; a virtual
+    node is an inline list, so two equal ones still compare equal and are skipped.
+    """
+    if ref == _BLANK:
+        return _BLANK, _NO_CHILDREN
+    node = rlp.decode(store[ref]) if isinstance(ref, bytes) and len(ref) == 32 else ref
+    if len(node) == 17:
+        return node[16], tuple(node[:16])
+    nibbles, is_leaf = _decode_hex_prefix(node[0])
+    if is_leaf and not nibbles:
+        return node[1], _NO_CHILDREN
+    if not is_leaf and not nibbles:  # an empty extension never occurs in a canonical trie
+        return _expand(store, node[1])
+    rest = node[1] if (not is_leaf and len(nibbles) == 1) else [
+        _encode_hex_prefix(nibbles[1:], is_leaf),
+        node[1],
+    ]
+    children = [_BLANK] * 16
+    children[nibbles[0]] = rest
+    return _BLANK, tuple(children)
+
+
+def _decode_hex_prefix(encoded: bytes) -> tuple[tuple[int, ...], bool]:
+    flag = encoded[0] >> 4
+    nibbles = [n for byte in encoded[1:] for n in (byte >> 4, byte & 0x0F)]
+    if flag & 1:
+        nibbles.insert(0, encoded[0] & 0x0F)
+    return tuple(nibbles), bool(flag & 2)
+
+
+def _encode_hex_prefix(nibbles: tuple[int, ...], is_leaf: bool) -> bytes:
+    flag = 2 if is_leaf else 0
+    if len(nibbles) % 2:
+        nibbles = (flag + 1,) + nibbles
+    else:
+        nibbles = (flag, 0) + nibbles
+    return bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
+
+
+def _nibbles_to_bytes(nibbles: tuple[int, ...]) -> bytes:
+    assert len(nibbles) % 2 == 0, "trie keys are whole bytes"
+    return bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
+

@@ -1,0 +1,251 @@
+"""Content-addressed node stores (node hash -> node bytes) that py-evm state runs over.
+
+Trie nodes and contract code are keyed by their keccak, so a node never changes once
+written: every validator view, snapshot and historical root can share one store, and a
+snapshot is nothing but a root. Two stores:
+
+- `MemoryStore`: a dict.
+- `SQLiteStore`: one SQLite file in WAL mode; writes collect in memory and land in one
+  transaction per `commit()` (once per block), so a crash loses at most the block in flight
+  and never leaves half a block. Reopened after a restart, every committed root is readable.
+
+Both also keep keccak preimages (hashed address -> address, hashed slot -> slot) so that a
+diff can name the accounts and slots it finds, and a small key/value table for the chain
+views' own records (block logs) so that they persist in the same file and transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from eth.abc import AtomicWriteBatchAPI
+from eth.db.atomic import AtomicDBWriteBatch
+from eth.db.backends.base import BaseAtomicDB
+
+from chain.errors import ChainError
+
+
+class StoreError(ChainError):
+    """Raised when a store file cannot be opened or is not an l2sim store."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class MemoryStore(BaseAtomicDB):
+    """Node store in a dict; `commit()` is a no-op kept so both stores read the same."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[bytes, bytes] = {}
+        self._preimages: dict[bytes, bytes] = {}
+        self._records: dict[tuple[str, bytes], bytes] = {}
+
+    # -- py-evm's database interface -------------------------------------------------
+    def __getitem__(self, key: bytes) -> bytes:
+        return self._nodes[key]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._nodes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._nodes[key]
+
+    def _exists(self, key: bytes) -> bool:
+        return key in self._nodes
+
+    @contextmanager
+    def atomic_batch(self) -> Iterator[AtomicWriteBatchAPI]:
+        with AtomicDBWriteBatch._commit_unless_raises(self) as batch:
+            yield batch
+
+    # -- preimages and records ------------------------------------------------------
+    def put_preimages(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        """Remember `hash -> preimage` pairs (hashed addresses and slots)."""
+        self._preimages.update(pairs)
+
+    def get_preimage(self, hashed: bytes) -> bytes | None:
+        """The preimage of a hashed trie key, or None if it was never recorded."""
+        return self._preimages.get(hashed)
+
+    def put_record(self, table: str, key: bytes, value: bytes | None) -> None:
+        """Write (or, with None, delete) one record of a chain view's own data."""
+        if value is None:
+            self._records.pop((table, key), None)
+        else:
+            self._records[(table, key)] = value
+
+    def get_record(self, table: str, key: bytes) -> bytes | None:
+        """One record of a chain view's own data, or None."""
+        return self._records.get((table, key))
+
+    def commit(self) -> None:
+        """Make everything written so far durable (nothing to do in memory)."""
+
+    def close(self) -> None:
+        """Release the store (nothing to do in memory)."""
+
+    @property
+    def node_count(self) -> int:
+        """How many nodes the store holds (committed or not)."""
+        return len(self._nodes)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS preimages (hash BLOB PRIMARY KEY, preimage BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    tbl TEXT NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL, PRIMARY KEY (tbl, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_FORMAT = "l2sim-store-1"
+_DELETED = object()
+
+
+class SQLiteStore(MemoryStore):
+    """Node store in one SQLite file (WAL); writes are batched until `commit()`.
+
+    Reads go to the pending writes first, then to a read cache, then to SQLite. Nodes are
+    immutable, so the cache never goes stale.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = str(path)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
+        except sqlite3.DatabaseError as error:
+            raise StoreError(self.path, f"not an l2sim store ({error})") from None
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
+        elif row[0] != _FORMAT:
+            raise StoreError(self.path, f"store format {row[0]!r}, expected {_FORMAT!r}")
+        self._pending_nodes: dict[bytes, object] = {}
+        self._pending_preimages: dict[bytes, bytes] = {}
+        self._pending_records: dict[tuple[str, bytes], object] = {}
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._pending_nodes.get(key)
+        if value is _DELETED:
+            raise KeyError(key)
+        if value is not None:
+            return value  # type: ignore[return-value]
+        cached = self._nodes.get(key)
+        if cached is not None:
+            return cached
+        row = self._db.execute("SELECT node FROM nodes WHERE hash=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        self._nodes[key] = row[0]
+        return row[0]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._pending_nodes[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        if not self._exists(key):
+            raise KeyError(key)
+        self._pending_nodes[key] = _DELETED
+        self._nodes.pop(key, None)
+
+    def _exists(self, key: bytes) -> bool:
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def put_preimages(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
+        for hashed, preimage in pairs:
+            if hashed not in self._preimages:
+                self._preimages[hashed] = preimage
+                self._pending_preimages[hashed] = preimage
+
+    def get_preimage(self, hashed: bytes) -> bytes | None:
+        found = self._preimages.get(hashed)
+        if found is None:
+            row = self._db.execute(
+                "SELECT preimage FROM preimages WHERE hash=?", (hashed,)
+            ).fetchone()
+            if row is not None:
+                found = self._preimages[hashed] = row[0]
+        return found
+
+    def put_record(self, table: str, key: bytes, value: bytes | None) -> None:
+        self._pending_records[(table, key)] = _DELETED if value is None else value
+
+    def get_record(self, table: str, key: bytes) -> bytes | None:
+        pending = self._pending_records.get((table, key))
+        if pending is _DELETED:
+            return None
+        if pending is not None:
+            return pending  # type: ignore[return-value]
+        row = self._db.execute(
+            "SELECT value FROM records WHERE tbl=? AND key=?", (table, key)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def commit(self) -> None:
+        """Write every pending node, preimage and record in one SQLite transaction."""
+        if not (self._pending_nodes or self._pending_preimages or self._pending_records):
+            return
+        nodes = self._pending_nodes
+        records = self._pending_records
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO nodes VALUES (?, ?)",
+                [(k, v) for k, v in nodes.items() if v is not _DELETED],
+            )
+            db.executemany(
+                "DELETE FROM nodes WHERE hash=?", [(k,) for k, v in nodes.items() if v is _DELETED]
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO preimages VALUES (?, ?)", self._pending_preimages.items()
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                [(t, k, v) for (t, k), v in records.items() if v is not _DELETED],
+            )
+            db.executemany(
+                "DELETE FROM records WHERE tbl=? AND key=?",
+                [(t, k) for (t, k), v in records.items() if v is _DELETED],
+            )
+        for key, value in nodes.items():
+            if value is not _DELETED:
+                self._nodes[key] = value  # type: ignore[assignment]
+        self._pending_nodes = {}
+        self._pending_preimages = {}
+        self._pending_records = {}
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        """Commit what is pending and close the file."""
+        self.commit()
+        self._db.close()
+
+    @property
+    def node_count(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()
+        return count + sum(1 for v in self._pending_nodes.values() if v is not _DELETED)
+
+
+Store = MemoryStore
+"""The type every chain function takes: a `MemoryStore` or an `SQLiteStore`."""
