@@ -1,0 +1,1 @@
+"""Bundled teaching scenarios, one TOML file each; `l2sim list` shows them."""

@@ -1,0 +1,314 @@
+"""The scenario file as pydantic models: every key, its type, its default and its bounds.
+
+A file that gives only `name` is a small runnable scenario: four honest validators,
+a hundred accounts, BTC posted at 0 for five blocks at height 40, a ten-minute halt
+and a full rollback. Every other key overrides one of these defaults.
+
+Values are frozen. Scalars are strict (TOML `"4"` is not the integer 4, `true` is not
+1); arrays become tuples. Errors found across fields carry, in their context, the
+path of the offending value below the model that raised them (`path`) and a reason
+without that path (`reason`), so the loader can name the exact key and line.
+"""
+
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from scenarios.errors import format_value
+
+Behaviour = Literal["crash", "equivocate", "withhold", "amnesia", "wrong-root"]
+Market = Literal["BTC-USD", "ETH-USD", "SOL-USD"]
+ResponseMode = Literal["full-rollback", "selective-restore", "rollback-replay"]
+WithdrawalPolicy = Literal["debit-account", "charge-vault"]
+Topology = Literal["full-mesh", "ring", "star", "line"]
+
+BEHAVIOURS: tuple[str, ...] = get_args(Behaviour)
+MARKETS: tuple[str, ...] = get_args(Market)
+RESPONSE_MODES: tuple[str, ...] = get_args(ResponseMode)
+WITHDRAWAL_POLICIES: tuple[str, ...] = get_args(WithdrawalPolicy)
+TOPOLOGIES: tuple[str, ...] = get_args(Topology)
+
+MAX_VALIDATORS = 128
+MAX_ACCOUNTS = 1_000_000
+MAX_HEIGHTS = 1_000_000
+MAX_SEED = 2**64 - 1
+
+FieldPath = tuple[str | int, ...]
+
+
+def _invalid(kind: str, path: FieldPath, value: Any, reason: str) -> PydanticCustomError:
+    """The error a validator raises for `value` at `path` (relative to its model).
+
+    `kind` picks the typed `ScenarioError` the loader turns it into: `out_of_range`
+    or `inconsistent`. The rendered message starts with the dotted path so that
+    pydantic's own report is readable too.
+    """
+    return PydanticCustomError(
+        kind,
+        "{message}",
+        {
+            "message": f"{format_path(path)}: {reason}",
+            "reason": reason,
+            "path": path,
+            "value": value,
+        },
+    )
+
+
+def format_path(path: FieldPath) -> str:
+    """`("validators", "byzantine", 0, "index")` -> `validators.byzantine[0].index`."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _check_probability(p: float) -> float:
+    if not 0.0 <= p <= 1.0:
+        raise PydanticCustomError(
+            "out_of_range",
+            "{reason}",
+            {"reason": f"{format_value(p)} is not a probability in [0, 1]"},
+        )
+    return p
+
+
+Probability = Annotated[float, AfterValidator(_check_probability)]
+ValidatorIndex = Annotated[int, Field(ge=0, lt=MAX_VALIDATORS)]
+NonNegativeSeconds = Annotated[float, Field(ge=0.0)]
+_LAX_ARRAY = Field(strict=False)  # TOML arrays are lists; a tuple field takes them, items stay strict
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class ChainConfig(_Model):
+    """The L2 chain and its L1 bridge."""
+
+    block_time_s: float = Field(1.0, gt=0.0, le=3600.0, description="Virtual seconds between blocks.")
+    accounts: int = Field(100, ge=1, le=MAX_ACCOUNTS, description="Funded accounts at genesis.")
+    heights: int = Field(
+        120,
+        ge=2,
+        le=MAX_HEIGHTS,
+        description="Blocks to produce before the run ends (heights of the final chain).",
+    )
+    finality_blocks: int = Field(
+        10,
+        ge=1,
+        le=MAX_HEIGHTS,
+        description="L2 blocks after which a withdrawal is final on L1 and cannot be rolled back.",
+    )
+
+
+class ByzantineValidator(_Model):
+    """One validator that does not follow the protocol, and how it misbehaves."""
+
+    index: ValidatorIndex = Field(description="0-based validator index.")
+    behaviour: Behaviour = Field(description="How it misbehaves.")
+
+
+class ValidatorsConfig(_Model):
+    """The validator set."""
+
+    count: int = Field(4, ge=1, le=MAX_VALIDATORS, description="Number of validators.")
+    byzantine: Annotated[tuple[ByzantineValidator, ...], _LAX_ARRAY] = Field(
+        (), description="Validators that misbehave; the others are honest."
+    )
+    power: Annotated[tuple[Annotated[int, Field(ge=1)], ...], _LAX_ARRAY] | None = Field(
+        None, description="Voting power per validator, one per index; equal power when absent."
+    )
+    topology: Topology = Field("full-mesh", description="Which validators have a direct link.")
+
+    @model_validator(mode="after")
+    def _check_indices(self) -> "ValidatorsConfig":
+        seen: set[int] = set()
+        for i, b in enumerate(self.byzantine):
+            path = ("byzantine", i, "index")
+            if b.index >= self.count:
+                raise _invalid(
+                    "out_of_range", path, b.index, f"{b.index} is out of range for {self.count} validators"
+                )
+            if b.index in seen:
+                raise _invalid(
+                    "inconsistent", path, b.index, f"validator {b.index} is listed twice"
+                )
+            seen.add(b.index)
+        if self.power is not None and len(self.power) != self.count:
+            raise _invalid(
+                "inconsistent",
+                ("power",),
+                list(self.power),
+                f"{len(self.power)} entries for {self.count} validators",
+            )
+        return self
+
+
+class Partition(_Model):
+    """A window of virtual time during which links between different groups are cut.
+
+    A validator in no group is cut off from everyone for the window.
+    """
+
+    start_s: NonNegativeSeconds = Field(description="Virtual seconds since genesis when the cut starts.")
+    end_s: NonNegativeSeconds = Field(description="Virtual seconds since genesis when it heals.")
+    groups: Annotated[
+        tuple[Annotated[tuple[ValidatorIndex, ...], _LAX_ARRAY, Field(min_length=1)], ...],
+        _LAX_ARRAY,
+        Field(min_length=1),
+    ] = Field(description="Validator indices that can still reach each other, one array per side.")
+
+    @model_validator(mode="after")
+    def _check_window_and_groups(self) -> "Partition":
+        if not self.start_s < self.end_s:
+            raise _invalid(
+                "inconsistent",
+                ("end_s",),
+                self.end_s,
+                f"{format_value(self.end_s)} is not after start_s = {format_value(self.start_s)}",
+            )
+        seen: set[int] = set()
+        for g, group in enumerate(self.groups):
+            for k, index in enumerate(group):
+                if index in seen:
+                    raise _invalid(
+                        "inconsistent", ("groups", g, k), index, f"validator {index} is in two groups"
+                    )
+                seen.add(index)
+        return self
+
+
+class NetworkConfig(_Model):
+    """The simulated network between validators."""
+
+    latency_ms: float = Field(50.0, ge=0.0, le=600_000.0, description="Mean one-way message delay.")
+    jitter_ms: float = Field(10.0, ge=0.0, le=600_000.0, description="Spread of the delay around the mean.")
+    drop_rate: Probability = Field(0.0, description="Probability that a message is lost.")
+    duplicate_rate: Probability = Field(0.0, description="Probability that a message is delivered twice.")
+    partitions: Annotated[tuple[Partition, ...], _LAX_ARRAY] = Field((), description="Windows of cut links.")
+
+
+class IncidentConfig(_Model):
+    """The price glitch: the oracle posts a wrong price for a while."""
+
+    market: Market = Field("BTC-USD", description="Market whose price is wrong.")
+    start_height: int = Field(40, ge=1, le=MAX_HEIGHTS, description="First block carrying the bad price.")
+    duration_blocks: int = Field(5, ge=1, le=MAX_HEIGHTS, description="Blocks for which the bad price is posted.")
+    bad_price: float = Field(0.0, ge=0.0, description="The wrong price, in USD (Paradex posted 0).")
+
+
+class DetectionConfig(_Model):
+    """How the halt is triggered."""
+
+    deviation_bps: int = Field(
+        2000, ge=1, le=1_000_000, description="Price move from the last good price that raises the alarm."
+    )
+    operator_halt_height: int | None = Field(
+        None, ge=1, le=MAX_HEIGHTS, description="Height at which operators halt by hand, alarm or not."
+    )
+    delay_blocks: int = Field(2, ge=0, le=MAX_HEIGHTS, description="Blocks between the alarm and the halt.")
+
+
+class ResponseConfig(_Model):
+    """What the validators do once halted."""
+
+    mode: ResponseMode = Field("full-rollback", description="How state is restored.")
+    pause_s: float = Field(
+        600.0, ge=0.0, le=30 * 86400.0, description="Virtual seconds the chain stays halted (Paradex: ~6 h)."
+    )
+    withdrawal_policy: WithdrawalPolicy = Field(
+        "debit-account",
+        description="Who pays for withdrawals already final on L1: the account or the vault.",
+    )
+
+
+class OracleConfig(_Model):
+    """The validators' price feeds."""
+
+    stale_after_restart_blocks: int = Field(
+        0, ge=0, le=MAX_HEIGHTS, description="Blocks after restart during which feeds still post pre-halt prices."
+    )
+
+
+class WorkloadConfig(_Model):
+    """The actors that trade on the exchange; together at most `chain.accounts`."""
+
+    traders: int = Field(40, ge=0, le=MAX_ACCOUNTS, description="Accounts that open and close positions.")
+    keepers: int = Field(2, ge=0, le=MAX_ACCOUNTS, description="Accounts that liquidate undercollateralised ones.")
+    profit_takers: int = Field(4, ge=0, le=MAX_ACCOUNTS, description="Accounts that trade against a bad price.")
+    leverage_max: float = Field(10.0, ge=1.0, le=100.0, description="Highest leverage a trader takes.")
+    trade_probability: Probability = Field(0.3, description="Chance per block that a trader trades.")
+    withdraw_probability: Probability = Field(0.02, description="Chance per block that a trader withdraws to L1.")
+
+
+class Scenario(_Model):
+    """One incident and its recovery, as data. Only `name` is required."""
+
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Short identifier."
+    )
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Master seed; `l2sim run --seed` overrides it.")
+    description: str = Field("", max_length=4000, description="What happens, in words a teacher can read aloud.")
+    extends: str | None = Field(
+        None, min_length=1, description="Bundled name or relative path of the scenario this one changes."
+    )
+    chain: ChainConfig = ChainConfig()
+    validators: ValidatorsConfig = ValidatorsConfig()
+    network: NetworkConfig = NetworkConfig()
+    incident: IncidentConfig = IncidentConfig()
+    detection: DetectionConfig = DetectionConfig()
+    response: ResponseConfig = ResponseConfig()
+    oracle: OracleConfig = OracleConfig()
+    workload: WorkloadConfig = WorkloadConfig()
+
+    @model_validator(mode="after")
+    def _check_across_tables(self) -> "Scenario":
+        count = self.validators.count
+        for p, partition in enumerate(self.network.partitions):
+            for g, group in enumerate(partition.groups):
+                for k, index in enumerate(group):
+                    if index >= count:
+                        raise _invalid(
+                            "out_of_range",
+                            ("network", "partitions", p, "groups", g, k),
+                            index,
+                            f"{index} is out of range for {count} validators",
+                        )
+        heights = self.chain.heights
+        if self.incident.start_height >= heights:
+            raise _invalid(
+                "out_of_range",
+                ("incident", "start_height"),
+                self.incident.start_height,
+                f"{self.incident.start_height} is not below chain.heights = {heights}",
+            )
+        halt = self.detection.operator_halt_height
+        if halt is not None and not self.incident.start_height <= halt <= heights:
+            raise _invalid(
+                "out_of_range",
+                ("detection", "operator_halt_height"),
+                halt,
+                f"{halt} is outside incident.start_height..chain.heights"
+                f" = {self.incident.start_height}..{heights}",
+            )
+        w = self.workload
+        actors = w.traders + w.keepers + w.profit_takers
+        if actors > self.chain.accounts:
+            raise _invalid(
+                "inconsistent",
+                ("workload", "traders"),
+                w.traders,
+                f"traders + keepers + profit_takers = {actors} exceeds chain.accounts = {self.chain.accounts}",
+            )
+        return self
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """JSON Schema (draft 2020-12) of a scenario file, as `l2sim schema` prints it."""
+    schema = Scenario.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

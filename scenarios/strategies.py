@@ -1,0 +1,204 @@
+"""Hypothesis strategies for scenario data: valid scenarios, fault schedules, and bad input.
+
+Needs hypothesis, a test-only dependency (`pip install 'l2sim[test]'`); nothing
+else in the package imports this module.
+
+Every strategy draws plain TOML-shaped dicts (what a file would hold), so a test
+can validate them, merge them with `merge_tables` or write them with tomli_w:
+
+    @given(scenario_dicts())
+    def test_...(data): scenario = Scenario.model_validate(data)
+
+    @given(st.data())
+    def test_...(data):
+        base = load_scenario("paradex-2026")
+        faults = data.draw(fault_schedules(base.validators.count, horizon_s=3600.0))
+        scenario = Scenario.model_validate(merge_tables(base.model_dump(exclude_none=True), faults))
+"""
+
+import datetime
+from typing import Any
+
+try:
+    from hypothesis import strategies as st
+except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
+    raise ModuleNotFoundError(
+        "scenarios.strategies needs hypothesis: pip install 'l2sim[test]'", name="hypothesis"
+    ) from e
+
+from scenarios.schema import BEHAVIOURS, MARKETS, RESPONSE_MODES, TOPOLOGIES, WITHDRAWAL_POLICIES
+
+MAX_DRAWN_VALIDATORS = 7  # keeps drawn scenarios small enough to run many of them
+
+
+def probabilities(*, max_value: float = 1.0) -> st.SearchStrategy[float]:
+    """Probabilities in [0, max_value]."""
+    return st.floats(min_value=0.0, max_value=max_value, allow_nan=False)
+
+
+def byzantine_entries(count: int, *, max_faulty: int | None = None) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """`validators.byzantine` for `count` validators: distinct indices, at most `max_faulty` of them."""
+    limit = count if max_faulty is None else min(count, max_faulty)
+    return st.lists(
+        st.fixed_dictionaries(
+            {"index": st.integers(0, count - 1), "behaviour": st.sampled_from(BEHAVIOURS)}
+        ),
+        max_size=limit,
+        unique_by=lambda entry: entry["index"],
+    )
+
+
+@st.composite
+def partitions(
+    draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_partitions: int = 2
+) -> list[dict[str, Any]]:
+    """`network.partitions` for `count` validators, every window inside [0, horizon_s]."""
+    result = []
+    for _ in range(draw(st.integers(0, max_partitions))):
+        start_s = draw(st.floats(0.0, horizon_s * 0.9, allow_nan=False))
+        end_s = draw(st.floats(start_s + horizon_s * 0.01, horizon_s, allow_nan=False))
+        order = draw(st.permutations(range(count)))
+        cut = draw(st.integers(1, count))
+        groups = [sorted(order[:cut]), sorted(order[cut:])]
+        result.append({"start_s": start_s, "end_s": end_s, "groups": [g for g in groups if g]})
+    return result
+
+
+def fault_schedules(
+    count: int, *, horizon_s: float = 3600.0, within_threshold: bool = True
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Overrides that misbehave: Byzantine validators, lossy links and partitions, for `count` validators.
+
+    With `within_threshold`, fewer than a third of the (equal-power) validators
+    are Byzantine, so agreement must hold whatever else is drawn.
+    """
+    max_faulty = (count - 1) // 3 if within_threshold else count
+    return st.fixed_dictionaries(
+        {
+            "validators": st.fixed_dictionaries({"byzantine": byzantine_entries(count, max_faulty=max_faulty)}),
+            "network": st.fixed_dictionaries(
+                {
+                    "drop_rate": probabilities(max_value=0.2),
+                    "duplicate_rate": probabilities(max_value=0.2),
+                    "partitions": partitions(count, horizon_s=horizon_s),
+                }
+            ),
+        }
+    )
+
+
+@st.composite
+def scenario_dicts(draw: st.DrawFn, *, max_validators: int = MAX_DRAWN_VALIDATORS) -> dict[str, Any]:
+    """A complete, small, valid scenario as a TOML-shaped dict."""
+    count = draw(st.integers(1, max_validators))
+    heights = draw(st.integers(20, 200))
+    start_height = draw(st.integers(1, heights - 1))
+    accounts = draw(st.integers(10, 300))
+    traders = draw(st.integers(0, accounts - 2))
+    keepers = draw(st.integers(0, accounts - traders - 1))
+    profit_takers = draw(st.integers(0, accounts - traders - keepers))
+    block_time_s = draw(st.sampled_from([0.5, 1.0, 2.0]))
+    validators: dict[str, Any] = {
+        "count": count,
+        "byzantine": draw(byzantine_entries(count)),
+        "topology": draw(st.sampled_from(TOPOLOGIES)),
+    }
+    if draw(st.booleans()):
+        validators["power"] = draw(st.lists(st.integers(1, 100), min_size=count, max_size=count))
+    detection: dict[str, Any] = {
+        "deviation_bps": draw(st.integers(1, 10_000)),
+        "delay_blocks": draw(st.integers(0, 10)),
+    }
+    if draw(st.booleans()):
+        detection["operator_halt_height"] = draw(st.integers(start_height, heights))
+    return {
+        "name": draw(st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)),
+        "seed": draw(st.integers(0, 2**32)),
+        "description": draw(st.text(st.characters(codec="utf-8"), max_size=40)),
+        "chain": {
+            "block_time_s": block_time_s,
+            "accounts": accounts,
+            "heights": heights,
+            "finality_blocks": draw(st.integers(1, 100)),
+        },
+        "validators": validators,
+        "network": {
+            "latency_ms": draw(st.floats(0.0, 500.0, allow_nan=False)),
+            "jitter_ms": draw(st.floats(0.0, 100.0, allow_nan=False)),
+            "drop_rate": draw(probabilities(max_value=0.3)),
+            "duplicate_rate": draw(probabilities(max_value=0.3)),
+            "partitions": draw(partitions(count, horizon_s=heights * block_time_s * 4)),
+        },
+        "incident": {
+            "market": draw(st.sampled_from(MARKETS)),
+            "start_height": start_height,
+            "duration_blocks": draw(st.integers(1, 20)),
+            "bad_price": draw(st.sampled_from([0.0, 1.0, 1e9])),
+        },
+        "detection": detection,
+        "response": {
+            "mode": draw(st.sampled_from(RESPONSE_MODES)),
+            "pause_s": draw(st.floats(0.0, 86400.0, allow_nan=False)),
+            "withdrawal_policy": draw(st.sampled_from(WITHDRAWAL_POLICIES)),
+        },
+        "oracle": {"stale_after_restart_blocks": draw(st.integers(0, 30))},
+        "workload": {
+            "traders": traders,
+            "keepers": keepers,
+            "profit_takers": profit_takers,
+            "leverage_max": draw(st.floats(1.0, 50.0, allow_nan=False)),
+            "trade_probability": draw(probabilities()),
+            "withdraw_probability": draw(probabilities(max_value=0.2)),
+        },
+    }
+
+
+def toml_values(*, max_leaves: int = 5) -> st.SearchStrategy[Any]:
+    """Any value a TOML file can hold: scalars, dates, arrays and tables."""
+    scalars = st.one_of(
+        st.integers(-(2**63), 2**63 - 1),
+        st.sampled_from([0, -1, 1, 2**64]),
+        st.floats(),
+        st.booleans(),
+        st.text(st.characters(codec="utf-8"), max_size=20),
+        st.sampled_from(list(BEHAVIOURS) + list(MARKETS) + list(RESPONSE_MODES) + ["", "paradex-2026"]),
+        st.dates(),
+        st.datetimes(timezones=st.sampled_from([datetime.timezone.utc])),
+    )
+    keys = st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")), min_size=1, max_size=10)
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=3),
+        max_leaves=max_leaves,
+    )
+
+
+@st.composite
+def bad_scenario_dicts(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid scenario dict broken in one place: a value replaced, a key added, or a key removed."""
+    data = draw(scenario_dicts())
+    paths = list(_walk_paths(data))
+    path = draw(st.sampled_from(paths))
+    parent = data
+    for part in path[:-1]:
+        parent = parent[part]
+    action = draw(st.sampled_from(["replace", "add", "remove"]))
+    if action == "replace":
+        parent[path[-1]] = draw(toml_values())
+    elif action == "add" and isinstance(parent, dict):
+        key = draw(st.sampled_from(["colour", "count", "index", "extends", "validators", "x-y"]))
+        parent[key] = draw(toml_values())
+    elif isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent.pop(path[-1])
+    return data
+
+
+def _walk_paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    paths = []
+    for key, value in items:
+        paths.append(prefix + (key,))
+        paths.extend(_walk_paths(value, prefix + (key,)))
+    return paths
