@@ -1,0 +1,571 @@
+# pragma version 0.4.3
+"""
+@title Perpetual futures exchange, cross margin, native-token collateral
+@notice One cross-margin account per trader, one position per market, marked
+        to the oracle price; liquidation by anyone below maintenance margin.
+@dev Units (all integers, no floats anywhere):
+       collateral   wei of the chain's native token; 1e18 wei = 1 USD
+       price        USD per whole base unit * 1e18 (the oracle's 18 decimals)
+       size         base units * 1e18; positive long, negative short
+       notional     |size| * price // 1e18, in wei
+       *_bps        basis points, 10_000 = 100 %
+     Counterparty: the vault. Every trade executes at the oracle mark against
+     the exchange's vault (house liquidity, like Paradex's liquidator vault or
+     Hyperliquid's HLP): a trader's realised loss is paid into the vault and a
+     realised profit is paid out of it. So value only moves between accounts,
+     the vault and the fee pot, and the contract's ETH balance is exactly
+         total_collateral + vault + fees_accrued                 (I1)
+     and also
+         total_deposited + total_vault_funded
+           - total_withdrawn - total_fees_collected              (I2)
+     to the wei, after every transaction. The only way to break either is ETH
+     forced in without a call (SELFDESTRUCT or a block reward), which shows up
+     as balance > accounted_balance() and is never counted as anyone's.
+     Rounding always goes against the trader and for the vault: PnL is floored
+     toward -infinity, the entry price of a grown long is rounded up and of a
+     grown short down, fees and margin requirements round up.
+     Losses larger than an account's collateral: the account's collateral floors
+     at 0 and the vault forgoes the rest (recorded in `shortfall_absorbed`).
+     Profits larger than the vault: the vault pays what it has and the rest is
+     recorded as `bad_debt` (and per account in `unpaid_profit`).
+"""
+
+interface Oracle:
+    def price(market: uint256) -> uint256: view
+    def updated_at(market: uint256) -> uint256: view
+
+UNIT: constant(uint256) = 10**18          # size and price precision
+SUNIT: constant(int256) = 10**18
+BPS: constant(uint256) = 10_000
+MAX_MARKETS: constant(uint256) = 16       # bounds every per-account loop
+
+struct Health:
+    equity: int256          # collateral + unrealised PnL, wei
+    initial: uint256        # initial margin requirement, wei
+    maintenance: uint256    # maintenance margin requirement, wei
+    notional: uint256       # sum of |size| * mark, wei
+    open_positions: uint256
+
+struct Position:
+    size: int256            # base units * 1e18, + long, - short
+    entry_price: uint256    # 18 decimals; 0 when flat
+
+event Deposit:
+    account: indexed(address)
+    amount: uint256
+
+event Withdrawal:
+    account: indexed(address)
+    amount: uint256
+
+event Trade:
+    account: indexed(address)
+    market: indexed(uint256)
+    size_delta: int256
+    price: uint256
+    new_size: int256
+    entry_price: uint256
+    realised_pnl: int256
+    fee: uint256
+
+event Liquidation:
+    account: indexed(address)
+    market: indexed(uint256)
+    liquidator: indexed(address)
+    size: int256
+    entry_price: uint256
+    price: uint256
+    realised_pnl: int256
+    liquidator_fee: uint256
+    penalty: uint256
+    shortfall: uint256
+
+event BadDebt:
+    account: indexed(address)
+    amount: uint256
+
+event VaultFunded:
+    sender: indexed(address)
+    amount: uint256
+
+event Compensated:
+    account: indexed(address)
+    amount: uint256
+
+event FeesCollected:
+    recipient: indexed(address)
+    amount: uint256
+
+event MarketsListed:
+    num_markets: uint256
+
+event OwnershipTransferred:
+    old_owner: indexed(address)
+    new_owner: indexed(address)
+
+owner: public(address)
+oracle: public(address)
+# Markets are the ids 0 .. num_markets-1; listing more only raises the count.
+num_markets: public(uint256)
+
+initial_margin_bps: public(uint256)
+maintenance_margin_bps: public(uint256)
+max_leverage: public(uint256)            # max total notional / equity, whole x
+trading_fee_bps: public(uint256)
+liquidation_fee_bps: public(uint256)     # to the liquidator, of notional
+liquidation_penalty_bps: public(uint256) # to the vault, of notional
+
+collateral: public(HashMap[address, uint256])
+_positions: HashMap[address, HashMap[uint256, Position]]
+open_interest_long: public(HashMap[uint256, uint256])    # sum of long sizes
+open_interest_short: public(HashMap[uint256, uint256])   # sum of |short sizes|
+
+_vault: uint256
+fees_accrued: public(uint256)
+total_collateral: public(uint256)
+
+# Running totals for the conservation checks (I1, I2 above).
+total_deposited: public(uint256)
+total_withdrawn: public(uint256)
+total_vault_funded: public(uint256)
+total_fees_collected: public(uint256)
+total_compensated: public(uint256)
+shortfall_absorbed: public(uint256)
+bad_debt: public(uint256)
+unpaid_profit: public(HashMap[address, uint256])
+liquidation_count: public(uint256)
+
+
+@deploy
+def __init__(
+    oracle: address,
+    num_markets: uint256,
+    initial_margin_bps: uint256,
+    maintenance_margin_bps: uint256,
+    max_leverage: uint256,
+    trading_fee_bps: uint256,
+    liquidation_fee_bps: uint256,
+    liquidation_penalty_bps: uint256,
+):
+    assert num_markets <= MAX_MARKETS, "perps: too many markets"
+    # Maintenance below initial, or a fresh position could be liquidated at once.
+    assert 0 < maintenance_margin_bps and maintenance_margin_bps < initial_margin_bps
+    assert initial_margin_bps <= BPS
+    assert max_leverage >= 1
+    assert liquidation_fee_bps + liquidation_penalty_bps <= BPS
+    self.owner = msg.sender
+    self.oracle = oracle
+    self.num_markets = num_markets
+    self.initial_margin_bps = initial_margin_bps
+    self.maintenance_margin_bps = maintenance_margin_bps
+    self.max_leverage = max_leverage
+    self.trading_fee_bps = trading_fee_bps
+    self.liquidation_fee_bps = liquidation_fee_bps
+    self.liquidation_penalty_bps = liquidation_penalty_bps
+
+
+# ---------------------------------------------------------------- arithmetic
+
+@pure
+@internal
+def _floor_div(a: int256, b: int256) -> int256:
+    # EVM SDIV truncates toward zero; PnL must round toward -infinity.
+    q: int256 = a // b
+    if a % b != 0 and a < 0:
+        q -= 1
+    return q
+
+
+@pure
+@internal
+def _ceil_div(a: uint256, b: uint256) -> uint256:
+    return (a + b - 1) // b
+
+
+@pure
+@internal
+def _pnl(size: int256, entry_price: uint256, mark: uint256) -> int256:
+    return self._floor_div(size * (convert(mark, int256) - convert(entry_price, int256)), SUNIT)
+
+
+@pure
+@internal
+def _oi_parts(size: int256) -> (uint256, uint256):
+    if size > 0:
+        return convert(size, uint256), 0
+    return 0, convert(-size, uint256)
+
+
+# ---------------------------------------------------------------- account health
+
+@view
+@internal
+def _mark(market: uint256) -> uint256:
+    return staticcall Oracle(self.oracle).price(market)
+
+
+@view
+@internal
+def _health(account: address) -> Health:
+    equity: int256 = convert(self.collateral[account], int256)
+    initial: uint256 = 0
+    maintenance: uint256 = 0
+    notional: uint256 = 0
+    open_positions: uint256 = 0
+    for market: uint256 in range(self.num_markets, bound=MAX_MARKETS):
+        pos: Position = self._positions[account][market]
+        if pos.size == 0:
+            continue
+        mark: uint256 = self._mark(market)
+        equity += self._pnl(pos.size, pos.entry_price, mark)
+        scaled: uint256 = convert(abs(pos.size), uint256) * mark
+        notional += scaled // UNIT
+        initial += self._ceil_div(scaled * self.initial_margin_bps, UNIT * BPS)
+        maintenance += self._ceil_div(scaled * self.maintenance_margin_bps, UNIT * BPS)
+        open_positions += 1
+    return Health(
+        equity=equity, initial=initial, maintenance=maintenance,
+        notional=notional, open_positions=open_positions,
+    )
+
+
+@view
+@internal
+def _is_liquidatable(account: address) -> bool:
+    h: Health = self._health(account)
+    return h.open_positions > 0 and h.equity < convert(h.maintenance, int256)
+
+
+@view
+@internal
+def _free_collateral(account: address) -> uint256:
+    h: Health = self._health(account)
+    # What must stay: the initial margin and whatever the leverage cap demands.
+    required: uint256 = max(h.initial, self._ceil_div(h.notional, self.max_leverage))
+    if h.equity <= convert(required, int256):
+        return 0
+    # Unrealised profit is not cash: only collateral can leave.
+    return min(self.collateral[account], convert(h.equity, uint256) - required)
+
+
+# ---------------------------------------------------------------- value movements
+
+@internal
+def _settle(account: address, pnl: int256) -> uint256:
+    """Move realised PnL between the account and the vault; return the shortfall."""
+    if pnl >= 0:
+        owed: uint256 = convert(pnl, uint256)
+        paid: uint256 = min(owed, self._vault)
+        self._vault -= paid
+        self.collateral[account] += paid
+        self.total_collateral += paid
+        if owed > paid:
+            self.bad_debt += owed - paid
+            self.unpaid_profit[account] += owed - paid
+            log BadDebt(account=account, amount=owed - paid)
+        return 0
+    loss: uint256 = convert(-pnl, uint256)
+    taken: uint256 = min(loss, self.collateral[account])
+    self.collateral[account] -= taken
+    self.total_collateral -= taken
+    self._vault += taken
+    return loss - taken
+
+
+@internal
+def _set_position(account: address, market: uint256, old_size: int256, new_size: int256, entry_price: uint256):
+    old_long: uint256 = 0
+    old_short: uint256 = 0
+    new_long: uint256 = 0
+    new_short: uint256 = 0
+    old_long, old_short = self._oi_parts(old_size)
+    new_long, new_short = self._oi_parts(new_size)
+    self.open_interest_long[market] = self.open_interest_long[market] - old_long + new_long
+    self.open_interest_short[market] = self.open_interest_short[market] - old_short + new_short
+    self._positions[account][market] = Position(size=new_size, entry_price=entry_price)
+
+
+# ---------------------------------------------------------------- trader actions
+
+@payable
+@external
+def deposit():
+    """@notice Add msg.value to the sender's collateral."""
+    assert msg.value > 0, "perps: zero deposit"
+    self.collateral[msg.sender] += msg.value
+    self.total_collateral += msg.value
+    self.total_deposited += msg.value
+    log Deposit(account=msg.sender, amount=msg.value)
+
+
+@nonreentrant
+@external
+def withdraw(amount: uint256):
+    """@notice Send `amount` wei of free collateral back to the sender."""
+    assert amount > 0, "perps: zero withdrawal"
+    assert amount <= self._free_collateral(msg.sender), "perps: exceeds free collateral"
+    self.collateral[msg.sender] -= amount
+    self.total_collateral -= amount
+    self.total_withdrawn += amount
+    log Withdrawal(account=msg.sender, amount=amount)
+    # Effects before the interaction; @nonreentrant as a second line.
+    raw_call(msg.sender, b"", value=amount)
+
+
+@external
+def trade(market: uint256, size_delta: int256):
+    """
+    @notice Change the sender's position in `market` by `size_delta` at the mark.
+    @dev Opens, adds, reduces, closes or flips. Reducing realises PnL on the
+         closed part. A trade that adds exposure must leave equity at or above
+         the initial margin and total notional within `max_leverage` x equity.
+    """
+    self._trade(msg.sender, market, size_delta)
+
+
+@external
+def close(market: uint256):
+    """@notice Close the sender's whole position in `market` at the mark."""
+    size: int256 = self._positions[msg.sender][market].size
+    assert size != 0, "perps: no position"
+    self._trade(msg.sender, market, -size)
+
+
+@internal
+def _trade(trader: address, market: uint256, size_delta: int256):
+    assert market < self.num_markets, "perps: unknown market"
+    assert size_delta != 0, "perps: zero size"
+    mark: uint256 = self._mark(market)
+    # A zero price is not a price one can trade at; liquidation still runs on it.
+    assert mark > 0, "perps: no price"
+    # Below maintenance the only way out is liquidation, or a trader could dodge
+    # the penalty by closing himself a block before the keeper arrives.
+    assert not self._is_liquidatable(trader), "perps: account liquidatable"
+
+    pos: Position = self._positions[trader][market]
+    old_size: int256 = pos.size
+    new_size: int256 = old_size + size_delta
+    entry: uint256 = pos.entry_price
+    realised: int256 = 0
+    adds_exposure: bool = False
+
+    if old_size == 0 or (old_size > 0) == (size_delta > 0):
+        # Open or add: volume-weighted entry, rounded against the trader.
+        adds_exposure = True
+        cost: uint256 = convert(abs(old_size), uint256) * entry + convert(abs(size_delta), uint256) * mark
+        if new_size > 0:
+            entry = self._ceil_div(cost, convert(abs(new_size), uint256))
+        else:
+            entry = cost // convert(abs(new_size), uint256)
+    else:
+        # Reduce, close or flip: realise PnL on the part that closes.
+        closed: int256 = min(abs(old_size), abs(size_delta))
+        if old_size < 0:
+            closed = -closed
+        realised = self._pnl(closed, entry, mark)
+        if new_size == 0:
+            entry = 0
+        elif (new_size > 0) != (old_size > 0):
+            adds_exposure = True
+            entry = mark
+
+    self._set_position(trader, market, old_size, new_size, entry)
+    shortfall: uint256 = self._settle(trader, realised)
+    # Cross margin lets a losing position exceed the cash beside it; such a loss
+    # is realised by closing the winners first (or by a liquidator).
+    assert shortfall == 0, "perps: realised loss exceeds collateral"
+
+    fee: uint256 = self._ceil_div(convert(abs(size_delta), uint256) * mark * self.trading_fee_bps, UNIT * BPS)
+    assert fee <= self.collateral[trader], "perps: cannot pay fee"
+    self.collateral[trader] -= fee
+    self.total_collateral -= fee
+    self.fees_accrued += fee
+
+    if adds_exposure:
+        h: Health = self._health(trader)
+        assert h.equity >= convert(h.initial, int256), "perps: below initial margin"
+        assert convert(h.notional, int256) <= h.equity * convert(self.max_leverage, int256), "perps: leverage cap"
+
+    log Trade(
+        account=trader, market=market, size_delta=size_delta, price=mark,
+        new_size=new_size, entry_price=entry, realised_pnl=realised, fee=fee,
+    )
+
+
+# ---------------------------------------------------------------- liquidation
+
+@external
+def liquidate(account: address, market: uint256):
+    """
+    @notice Close `account`'s position in `market` at the mark, if the account
+            is below maintenance margin. Anyone may call; the caller's
+            collateral receives the liquidation fee.
+    @dev The fee (bps of notional) and then the penalty (bps of notional, to the
+         vault) are each capped by the collateral left after the PnL settles.
+    """
+    assert account != msg.sender, "perps: self-liquidation"
+    assert market < self.num_markets, "perps: unknown market"
+    pos: Position = self._positions[account][market]
+    # Also what stops a second liquidation of the same position.
+    assert pos.size != 0, "perps: no position"
+    assert self._is_liquidatable(account), "perps: account healthy"
+
+    mark: uint256 = self._mark(market)
+    pnl: int256 = self._pnl(pos.size, pos.entry_price, mark)
+    self._set_position(account, market, pos.size, 0, 0)
+    shortfall: uint256 = self._settle(account, pnl)
+    self.shortfall_absorbed += shortfall
+
+    scaled: uint256 = convert(abs(pos.size), uint256) * mark
+    fee: uint256 = min(scaled * self.liquidation_fee_bps // (UNIT * BPS), self.collateral[account])
+    self.collateral[account] -= fee
+    self.collateral[msg.sender] += fee
+    penalty: uint256 = min(scaled * self.liquidation_penalty_bps // (UNIT * BPS), self.collateral[account])
+    self.collateral[account] -= penalty
+    self.total_collateral -= penalty
+    self._vault += penalty
+    self.liquidation_count += 1
+
+    log Liquidation(
+        account=account, market=market, liquidator=msg.sender, size=pos.size,
+        entry_price=pos.entry_price, price=mark, realised_pnl=pnl,
+        liquidator_fee=fee, penalty=penalty, shortfall=shortfall,
+    )
+
+
+# ---------------------------------------------------------------- vault and owner
+
+@payable
+@external
+def fund_vault():
+    """@notice Add msg.value to the vault (house liquidity / insurance). Anyone."""
+    assert msg.value > 0, "perps: zero funding"
+    self._vault += msg.value
+    self.total_vault_funded += msg.value
+    log VaultFunded(sender=msg.sender, amount=msg.value)
+
+
+@external
+def compensate(account: address, amount: uint256):
+    """@notice Credit `amount` from the vault to `account`'s collateral. Owner only.
+    @dev The refund path after an incident: value stays inside the contract."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert amount <= self._vault, "perps: vault too small"
+    self._vault -= amount
+    self.collateral[account] += amount
+    self.total_collateral += amount
+    self.total_compensated += amount
+    log Compensated(account=account, amount=amount)
+
+
+@nonreentrant
+@external
+def collect_fees(recipient: address):
+    """@notice Send all accrued trading fees to `recipient`. Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    amount: uint256 = self.fees_accrued
+    self.fees_accrued = 0
+    self.total_fees_collected += amount
+    log FeesCollected(recipient=recipient, amount=amount)
+    raw_call(recipient, b"", value=amount)
+
+
+@external
+def list_markets(num_markets: uint256):
+    """@notice Raise the number of listed markets (ids 0 .. num_markets-1). Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert num_markets >= self.num_markets and num_markets <= MAX_MARKETS, "perps: bad market count"
+    self.num_markets = num_markets
+    log MarketsListed(num_markets=num_markets)
+
+
+@external
+def transfer_ownership(new_owner: address):
+    """@notice Hand the owner role to another address."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert new_owner != empty(address), "perps: zero owner"
+    log OwnershipTransferred(old_owner=self.owner, new_owner=new_owner)
+    self.owner = new_owner
+
+
+# ---------------------------------------------------------------- views
+
+@view
+@external
+def position(account: address, market: uint256) -> (int256, uint256):
+    """@notice (size, entry_price) of `account` in `market`; (0, 0) when flat."""
+    pos: Position = self._positions[account][market]
+    return pos.size, pos.entry_price
+
+
+@view
+@external
+def unrealised_pnl(account: address, market: uint256) -> int256:
+    """@notice PnL of one position at the current mark, floored, in wei."""
+    pos: Position = self._positions[account][market]
+    if pos.size == 0:
+        return 0
+    return self._pnl(pos.size, pos.entry_price, self._mark(market))
+
+
+@view
+@external
+def equity(account: address) -> int256:
+    """@notice Collateral plus unrealised PnL at the mark, in wei; may be negative."""
+    return self._health(account).equity
+
+
+@view
+@external
+def initial_margin_requirement(account: address) -> uint256:
+    """@notice Sum over positions of notional * initial_margin_bps, rounded up."""
+    return self._health(account).initial
+
+
+@view
+@external
+def margin_requirement(account: address) -> uint256:
+    """@notice Maintenance requirement: notional * maintenance_margin_bps, rounded up."""
+    return self._health(account).maintenance
+
+
+@view
+@external
+def notional(account: address) -> uint256:
+    """@notice Sum of |size| * mark over the account's positions, in wei."""
+    return self._health(account).notional
+
+
+@view
+@external
+def free_collateral(account: address) -> uint256:
+    """@notice What `withdraw` would allow now."""
+    return self._free_collateral(account)
+
+
+@view
+@external
+def is_liquidatable(account: address) -> bool:
+    """@notice True when the account holds a position and equity < maintenance."""
+    return self._is_liquidatable(account)
+
+
+@view
+@external
+def open_interest(market: uint256) -> (uint256, uint256):
+    """@notice (sum of long sizes, sum of |short sizes|) in `market`."""
+    return self.open_interest_long[market], self.open_interest_short[market]
+
+
+@view
+@external
+def vault_balance() -> uint256:
+    """@notice Wei held by the vault (counterparty and insurance)."""
+    return self._vault
+
+
+@view
+@external
+def accounted_balance() -> uint256:
+    """@notice total_collateral + vault + fees_accrued: equals self.balance (I1)."""
+    return self.total_collateral + self._vault + self.fees_accrued

@@ -1,0 +1,1 @@
+"""Unit tests of the exchange contracts (oracle, perps, bridge) and their build glue."""
