@@ -2,19 +2,23 @@
 
 Funded accounts are written straight into the state; contracts are deployed by really
 executing their creation code in py-evm (signed by a deployer key derived from the seed), so
-constructors run and what is deployed is exactly what was compiled.
+constructors run and what is deployed is exactly what was compiled. Setup transactions
+(initial deposits, positions, prices) then run in py-evm too, in order, on top of the
+deployments; each must succeed. Their receipts are kept so that off-chain indexers can
+start from genesis without reading the state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth._utils.address import generate_contract_address
 from eth_hash.auto import keccak
 
 from chain.blocks import Header, ZERO_HASH
-from chain.errors import ChainError
+from chain.errors import ChainError, InvalidTransactionError
 from chain.execution import execute_transactions
 from chain.state import BlockContext, open_state
 from chain.store import Store
@@ -54,13 +58,18 @@ class Deployment:
 
 @dataclass(frozen=True)
 class GenesisSpec:
-    """What genesis holds: funded accounts, then contracts deployed in order."""
+    """What genesis holds: funded accounts, then contracts deployed in order, then setup.
+
+    `setup` transactions are signed for fork 0 and run after the deployments; the deployer
+    (`deployer_key_for(seed)`) has used nonces 0 .. len(deployments)-1 by then.
+    """
 
     seed: int
     accounts: tuple[FundedAccount, ...] = ()
     deployments: tuple[Deployment, ...] = ()
     deployer_balance: int = 10**30
     timestamp: int = 0
+    setup: tuple[SignedTransactionAPI, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,7 @@ class Genesis:
     header: Header
     contracts: dict[str, bytes] = field(default_factory=dict)
     deployer_key: bytes = b""
+    receipts: tuple[ReceiptAPI, ...] = ()  # of the deployments, then of the setup transactions
 
     @property
     def state_root(self) -> bytes:
@@ -80,6 +90,11 @@ class Genesis:
 def deployer_key_for(seed: int) -> bytes:
     """The private key that deploys genesis contracts for `seed`."""
     return derive_private_key(seed, "deployer", 0)
+
+
+def genesis_contract_address(seed: int, index: int) -> bytes:
+    """Where the `index`-th deployment of a genesis built from `seed` lands."""
+    return generate_contract_address(address_of(deployer_key_for(seed)), index)
 
 
 def build_genesis(store: Store, spec: GenesisSpec) -> Genesis:
@@ -109,7 +124,8 @@ def build_genesis(store: Store, spec: GenesisSpec) -> Genesis:
     root = state.state_root
 
     contracts: dict[str, bytes] = {}
-    if spec.deployments:
+    receipts: tuple[ReceiptAPI, ...] = ()
+    if spec.deployments or spec.setup:
         context = BlockContext(height=0, timestamp=spec.timestamp, chain_id=chain_id_for_fork(0))
         txs = []
         for nonce, deployment in enumerate(spec.deployments):
@@ -126,14 +142,24 @@ def build_genesis(store: Store, spec: GenesisSpec) -> Genesis:
                     gas=DEPLOY_GAS,
                 )
             )
-        result = execute_transactions(store, root, context, txs)
-        for deployment, receipt in zip(spec.deployments, result.receipts):
+        try:
+            result = execute_transactions(store, root, context, txs + list(spec.setup))
+        except InvalidTransactionError as error:
+            if error.index < len(txs):
+                what = f"deployment {spec.deployments[error.index].name!r}"
+            else:
+                what = f"setup transaction #{error.index - len(txs)}"
+            raise GenesisError(what, error.reason) from None
+        for index, receipt in enumerate(result.receipts):
             if receipt.state_root != b"\x01":
-                raise GenesisError(f"deployment {deployment.name!r}", "constructor reverted")
+                if index < len(spec.deployments):
+                    raise GenesisError(f"deployment {spec.deployments[index].name!r}", "constructor reverted")
+                raise GenesisError(f"setup transaction #{index - len(txs)}", "reverted")
         root = result.state_root
+        receipts = result.receipts
     store.commit()
     header = Header(height=0, parent_hash=ZERO_HASH, state_root=root, timestamp=spec.timestamp)
-    return Genesis(header=header, contracts=contracts, deployer_key=deployer_key)
+    return Genesis(header=header, contracts=contracts, deployer_key=deployer_key, receipts=receipts)
 
 
 def derive_funded_accounts(seed: int, count: int, balance_wei: int, label: str = "account"):

@@ -13,10 +13,11 @@ from eth.constants import BLANK_ROOT_HASH, EMPTY_SHA3
 from eth.rlp.accounts import Account as _RlpAccount
 from eth.vm.execution_context import ExecutionContext
 from eth.vm.forks.prague.state import PragueState
+from eth.vm.message import Message
 from eth_hash.auto import keccak
 from trie import HexaryTrie
 
-from chain.errors import UnknownRootError
+from chain.errors import ChainError, UnknownRootError
 from chain.store import Store
 
 ZERO_ADDRESS = b"\x00" * 20
@@ -127,3 +128,41 @@ def read_storage_slot(store: Store, storage_root: bytes, slot: int) -> int:
         return 0
     encoded = HexaryTrie(store, storage_root)[keccak(slot.to_bytes(32, "big"))]
     return rlp.decode(encoded, sedes=rlp.sedes.big_endian_int) if encoded else 0
+
+
+class CallRevertedError(ChainError):
+    """Raised when a read-only call reverts or runs out of gas."""
+
+    def __init__(self, to: bytes, reason: str):
+        super().__init__(f"call to 0x{to.hex()} failed: {reason}")
+        self.to = to
+        self.reason = reason
+
+
+VIEW_GAS = 50_000_000
+
+
+def call_view(
+    store: Store,
+    root: bytes,
+    to: bytes,
+    data: bytes,
+    *,
+    sender: bytes = ZERO_ADDRESS,
+    context: BlockContext | None = None,
+) -> bytes:
+    """Run a read-only message call at `root` and return its output; nothing is persisted.
+
+    This is how clients read contract views (equity, margin, prices) at any height.
+    """
+    state = open_state(store, root, context)
+    message = Message(
+        gas=VIEW_GAS, to=to, sender=sender, value=0, data=data, code=state.get_code(to)
+    )
+    transaction_context = state.get_transaction_context_class()(gas_price=0, origin=sender)
+    computation = state.get_computation(message, transaction_context).apply_message(
+        state, message, transaction_context
+    )
+    if computation.is_error:
+        raise CallRevertedError(to, repr(computation.error))
+    return computation.output

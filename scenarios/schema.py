@@ -10,6 +10,7 @@ path of the offending value below the model that raised them (`path`) and a reas
 without that path (`reason`), so the loader can name the exact key and line.
 """
 
+import math
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -29,6 +30,7 @@ RESPONSE_MODES: tuple[str, ...] = get_args(ResponseMode)
 WITHDRAWAL_POLICIES: tuple[str, ...] = get_args(WithdrawalPolicy)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 
+DEFAULT_INITIAL_PRICES_USD = {"BTC-USD": 95_000.0, "ETH-USD": 3_300.0, "SOL-USD": 190.0}
 MAX_VALIDATORS = 128
 MAX_ACCOUNTS = 1_000_000
 MAX_HEIGHTS = 1_000_000
@@ -236,14 +238,78 @@ class OracleConfig(_Model):
 
 
 class WorkloadConfig(_Model):
-    """The actors that trade on the exchange; together at most `chain.accounts`."""
+    """The actors that trade on the exchange; together at most `chain.accounts`.
+
+    Every trader and profit-taker deposits and opens one position at genesis; the other
+    funded accounts only hold a balance.
+    """
 
     traders: int = Field(40, ge=0, le=MAX_ACCOUNTS, description="Accounts that open and close positions.")
     keepers: int = Field(2, ge=0, le=MAX_ACCOUNTS, description="Accounts that liquidate undercollateralised ones.")
     profit_takers: int = Field(4, ge=0, le=MAX_ACCOUNTS, description="Accounts that trade against a bad price.")
     leverage_max: float = Field(10.0, ge=1.0, le=100.0, description="Highest leverage a trader takes.")
+    leverage_min: float = Field(1.0, ge=1.0, le=100.0, description="Lowest leverage a trader takes.")
     trade_probability: Probability = Field(0.3, description="Chance per block that a trader trades.")
     withdraw_probability: Probability = Field(0.02, description="Chance per block that a trader withdraws to L1.")
+    long_share: Probability = Field(0.6, description="Chance that a new position is long.")
+    market_weights: Annotated[dict[Market, Annotated[float, Field(ge=0.0)]], Field(strict=False)] = Field(
+        default_factory=lambda: {"BTC-USD": 0.5, "ETH-USD": 0.3, "SOL-USD": 0.2},
+        description="Relative chance that a new position is in each market (absent markets: 0).",
+    )
+    deposit_median_usd: float = Field(
+        3000.0, gt=0.0, le=1e9, description="Median collateral a trader deposits (log-normal spread)."
+    )
+    deposit_spread: float = Field(
+        1.0, ge=0.0, le=3.0, description="Sigma of the log of deposits: 0 gives every trader the median."
+    )
+    max_liquidations_per_keeper: int = Field(
+        20, ge=0, le=10_000, description="Liquidations a keeper submits per block at most."
+    )
+
+    @model_validator(mode="after")
+    def _check_leverage_and_weights(self) -> "WorkloadConfig":
+        if self.leverage_min > self.leverage_max:
+            raise _invalid(
+                "inconsistent",
+                ("leverage_min",),
+                self.leverage_min,
+                f"{format_value(self.leverage_min)} is above leverage_max = {format_value(self.leverage_max)}",
+            )
+        if not any(weight > 0 for weight in self.market_weights.values()):
+            raise _invalid(
+                "inconsistent", ("market_weights",), dict(self.market_weights), "no market has a positive weight"
+            )
+        return self
+
+
+class PricesConfig(_Model):
+    """The true (reference) prices: a seeded random walk per market, one step per block."""
+
+    initial_usd: Annotated[dict[Market, Annotated[float, Field(gt=0.0, le=1e12)]], Field(strict=False)] = Field(
+        default_factory=lambda: dict(DEFAULT_INITIAL_PRICES_USD),
+        description="Price at genesis in USD; markets left out keep these defaults.",
+    )
+    volatility_bps: float = Field(
+        5.0, ge=0.0, le=1_000.0, description="Standard deviation of one block's price move, in basis points."
+    )
+
+
+class ExchangeConfig(_Model):
+    """The perps exchange's parameters and its starting liquidity."""
+
+    initial_margin_bps: int | None = Field(
+        None, ge=2, le=10_000, description="Initial margin; by default 10000 / ceil(workload.leverage_max)."
+    )
+    maintenance_margin_bps: int | None = Field(
+        None, ge=1, le=10_000, description="Maintenance margin; by default half the initial margin."
+    )
+    trading_fee_bps: int = Field(5, ge=0, le=1_000, description="Fee per trade, of notional.")
+    liquidation_fee_bps: int = Field(50, ge=0, le=5_000, description="Paid to the liquidator, of notional.")
+    liquidation_penalty_bps: int = Field(50, ge=0, le=5_000, description="Paid to the vault, of notional.")
+    vault_usd: float = Field(5_000_000.0, ge=0.0, le=1e12, description="Vault (house liquidity) funded at genesis.")
+    bridge_reserve_usd: float = Field(
+        1_000_000.0, ge=0.0, le=1e12, description="Bridge reserve for L1 deposits, funded at genesis."
+    )
 
 
 class Scenario(_Model):
@@ -265,6 +331,8 @@ class Scenario(_Model):
     response: ResponseConfig = ResponseConfig()
     oracle: OracleConfig = OracleConfig()
     workload: WorkloadConfig = WorkloadConfig()
+    prices: PricesConfig = PricesConfig()
+    exchange: ExchangeConfig = ExchangeConfig()
 
     @model_validator(mode="after")
     def _check_across_tables(self) -> "Scenario":
@@ -296,6 +364,14 @@ class Scenario(_Model):
                 f"{halt} is outside incident.start_height..chain.heights"
                 f" = {self.incident.start_height}..{heights}",
             )
+        initial, maintenance = compute_margins_bps(self)
+        if maintenance >= initial:
+            raise _invalid(
+                "inconsistent",
+                ("exchange", "maintenance_margin_bps"),
+                maintenance,
+                f"{maintenance} is not below the initial margin of {initial} bps",
+            )
         w = self.workload
         actors = w.traders + w.keepers + w.profit_takers
         if actors > self.chain.accounts:
@@ -306,6 +382,17 @@ class Scenario(_Model):
                 f"traders + keepers + profit_takers = {actors} exceeds chain.accounts = {self.chain.accounts}",
             )
         return self
+
+
+def compute_margins_bps(scenario: Scenario) -> tuple[int, int]:
+    """(initial, maintenance) margin in bps, the defaults derived from `workload.leverage_max`."""
+    initial = scenario.exchange.initial_margin_bps
+    if initial is None:
+        initial = max(2, 10_000 // math.ceil(scenario.workload.leverage_max))
+    maintenance = scenario.exchange.maintenance_margin_bps
+    if maintenance is None:
+        maintenance = max(1, initial // 2)
+    return initial, maintenance
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -1,0 +1,456 @@
+"""The actors around the chain: price API, traders, keepers, profit-takers; and the `World` they share.
+
+Actors never run Vyper to decide. They keep an off-chain index of the exchange built from
+the events in committed receipts (as real indexers do) and compute account health in
+Python with the contract's own integer formulas, so a keeper finds the liquidatable
+accounts among thousands without one EVM call; a wrong guess (two keepers racing for one
+account, a price moving in the same block) simply reverts on chain.
+
+Rewinding: the index after every committed height is kept (it is small: prices,
+collateral and positions), so after a rollback `World.rewind(h)` puts the actors back to
+what they knew after height `h`; nonces and balances are always read from the parent
+state. Decisions are drawn from a `random.Random` per (actor, fork, height), derived from
+the master seed, so asking twice for the same block gives the same transactions, and a
+rewind needs no random state restored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+from eth.abc import SignedTransactionAPI
+
+from chain.blocks import Block
+from chain.exchange import (
+    BPS,
+    SIZE_UNIT,
+    BadDebt,
+    Compensated,
+    Deposited,
+    ExchangeEvent,
+    Liquidated,
+    PerpsParams,
+    PriceUpdated,
+    Traded,
+    Withdrawn,
+    bridge_withdraw_call,
+    close_call,
+    decode_events,
+    deposit_call,
+    get_collateral,
+    get_position,
+    get_price,
+    liquidate_call,
+    post_prices_call,
+    sign_call,
+    trade_call,
+    withdraw_call,
+)
+from chain.execution import ExecutionResult
+from chain.genesis import Genesis, build_genesis
+from chain.state import get_balance, get_nonce
+from chain.store import Store
+from scenarios.market import (
+    Actor,
+    MarketWorld,
+    PricePath,
+    build_market_world,
+    compute_leverage_cap,
+    compute_size,
+    derive_rng,
+    draw_leverage,
+    draw_market,
+)
+from scenarios.schema import Scenario
+
+MIN_WITHDRAWAL_WEI = 10 * 10**18  # actors do not bother moving less than $10
+DEVIATION_ALERT_BPS = 1_000  # profit-takers pounce when the oracle is 10 % off the world's price
+TRADE_HEADROOM = 0.9  # fraction of the margin room a trader dares use (prices move within a block)
+
+
+# ---------------------------------------------------------------- the off-chain index
+
+
+@dataclass
+class ExchangeIndex:
+    """What actors know of the exchange after `height`: prices, collateral, open positions.
+
+    `positions[account]` is a tuple of (market, size, entry_price), sorted by market, for
+    open positions only; tuples make a shallow copy a full snapshot.
+    """
+
+    height: int
+    prices: dict[int, int] = field(default_factory=dict)
+    collateral: dict[bytes, int] = field(default_factory=dict)
+    positions: dict[bytes, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+
+    def copy(self) -> "ExchangeIndex":
+        """An independent snapshot."""
+        return ExchangeIndex(self.height, dict(self.prices), dict(self.collateral), dict(self.positions))
+
+
+def _set_position(index: ExchangeIndex, account: bytes, market: int, size: int, entry_price: int) -> None:
+    others = tuple(p for p in index.positions.get(account, ()) if p[0] != market)
+    if size != 0:
+        others = tuple(sorted(others + ((market, size, entry_price),)))
+    if others:
+        index.positions[account] = others
+    else:
+        index.positions.pop(account, None)
+
+
+def _add_collateral(index: ExchangeIndex, account: bytes, amount: int) -> None:
+    index.collateral[account] = index.collateral.get(account, 0) + amount
+
+
+def apply_event(index: ExchangeIndex, event: ExchangeEvent) -> None:
+    """Update `index` with one event, mirroring the contract's arithmetic exactly.
+
+    A `BadDebt` is logged before the trade or liquidation whose profit the vault could not
+    pay; subtracting it while the trade adds the full PnL gives what was paid.
+    """
+    if isinstance(event, PriceUpdated):
+        index.prices[event.market] = event.price
+    elif isinstance(event, (Deposited, Compensated)):
+        _add_collateral(index, event.account, event.amount)
+    elif isinstance(event, (Withdrawn, BadDebt)):
+        _add_collateral(index, event.account, -event.amount)
+    elif isinstance(event, Traded):
+        _add_collateral(index, event.account, event.realised_pnl - event.fee)
+        _set_position(index, event.account, event.market, event.new_size, event.entry_price)
+    elif isinstance(event, Liquidated):
+        # A loss beyond the collateral (the shortfall) is the vault's, not the account's.
+        settled = event.realised_pnl + event.shortfall if event.realised_pnl < 0 else event.realised_pnl
+        _add_collateral(index, event.account, settled - event.liquidator_fee - event.penalty)
+        _add_collateral(index, event.liquidator, event.liquidator_fee)
+        _set_position(index, event.account, event.market, 0, 0)
+
+
+@dataclass(frozen=True)
+class Health:
+    """An account's margin state at the index's prices (the contract's `Health`)."""
+
+    equity: int
+    initial: int
+    maintenance: int
+    notional: int
+    open_positions: int
+
+    @property
+    def is_liquidatable(self) -> bool:
+        """The contract's rule: a position open and equity below maintenance."""
+        return self.open_positions > 0 and self.equity < self.maintenance
+
+
+def compute_health(index: ExchangeIndex, params: PerpsParams, account: bytes) -> Health:
+    """`perps._health(account)` in Python, to the wei."""
+    equity = index.collateral.get(account, 0)
+    initial = maintenance = notional = 0
+    positions = index.positions.get(account, ())
+    for market, size, entry_price in positions:
+        mark = index.prices.get(market, 0)
+        equity += size * (mark - entry_price) // SIZE_UNIT  # floor toward -inf, as _floor_div
+        scaled = abs(size) * mark
+        notional += scaled // SIZE_UNIT
+        initial += -(-scaled * params.initial_margin_bps // (SIZE_UNIT * BPS))
+        maintenance += -(-scaled * params.maintenance_margin_bps // (SIZE_UNIT * BPS))
+    return Health(equity, initial, maintenance, notional, len(positions))
+
+
+def compute_free_collateral(index: ExchangeIndex, params: PerpsParams, account: bytes) -> int:
+    """`perps._free_collateral(account)` in Python: what a withdrawal may take."""
+    health = compute_health(index, params, account)
+    required = max(health.initial, -(-health.notional // params.max_leverage))
+    if health.equity <= required:
+        return 0
+    return min(index.collateral.get(account, 0), health.equity - required)
+
+
+def index_from_events(height: int, events: Iterable[ExchangeEvent]) -> ExchangeIndex:
+    """A fresh index with `events` applied, as of `height`."""
+    index = ExchangeIndex(height)
+    for event in events:
+        apply_event(index, event)
+    return index
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass(frozen=True)
+class LiquidationCandidate:
+    """An account the index says is liquidatable, and the position a keeper would close."""
+
+    account: bytes
+    market: int
+
+
+class _Nonces:
+    """Next nonce per sender for one block: read from the parent state, counted up locally."""
+
+    def __init__(self, store: Store, root: bytes):
+        self._store = store
+        self._root = root
+        self._next: dict[bytes, int] = {}
+
+    def take(self, address: bytes) -> int:
+        if address not in self._next:
+            self._next[address] = get_nonce(self._store, self._root, address)
+        nonce = self._next[address]
+        self._next[address] = nonce + 1
+        return nonce
+
+
+class World:
+    """The actors of one run around one chain: they propose transactions and watch blocks.
+
+    The runner calls, for every block: `transactions_for(parent_height, parent_root)` to get
+    the candidates, then `observe(block, result)` once the block is committed. After a
+    rollback: `rewind(height)` and `set_fork(fork_id)`.
+    """
+
+    def __init__(self, market: MarketWorld, store: Store, genesis: Genesis):
+        self.market = market
+        self.store = store
+        self.genesis = genesis
+        self.fork_id = 0
+        self.price_path = PricePath(market.scenario, market.seed)
+        self.index = index_from_events(0, decode_events(market.addresses, genesis.receipts))
+        self._snapshots: dict[int, ExchangeIndex] = {0: self.index.copy()}
+
+    # -- what the runner calls ------------------------------------------------------
+    def transactions_for(
+        self, parent_height: int, parent_root: bytes, *, price_overrides: Mapping[int, int] | None = None
+    ) -> list[SignedTransactionAPI]:
+        """Signed candidates for the block at `parent_height + 1`, in the order to run them.
+
+        The price post comes first, then the keepers' liquidations, the profit-takers' and
+        the traders' transactions. Pure: the same call gives the same transactions.
+        """
+        assert self.index.height == parent_height, (
+            f"the world last observed height {self.index.height}, asked for a child of {parent_height}"
+        )
+        height = parent_height + 1
+        nonces = _Nonces(self.store, parent_root)
+        reporter = self.market.reporter
+        txs = [self.price_transaction(height, nonces.take(reporter.address), price_overrides)]
+        candidates = self.liquidation_candidates()
+        for keeper in self.market.keepers:
+            txs += self._keeper_transactions(keeper, height, candidates, nonces)
+        for actor in self.market.profit_takers:
+            txs += self._profit_taker_transactions(actor, height, parent_root, nonces)
+        activation = derive_rng(self.market.seed, "traders", self.fork_id, height)
+        probability = self.market.scenario.workload.trade_probability
+        for actor in self.market.traders:
+            if activation.random() < probability:
+                rng = derive_rng(self.market.seed, "trader", actor.index, self.fork_id, height)
+                txs += self._trader_transactions(actor, rng, parent_root, nonces)
+        return txs
+
+    def observe(self, block: Block, result: ExecutionResult) -> tuple[ExchangeEvent, ...]:
+        """Learn from a committed block; returns its exchange events in log order."""
+        assert block.height == self.index.height + 1, (
+            f"block {block.height} does not follow observed height {self.index.height}"
+        )
+        events = decode_events(self.market.addresses, result.receipts)
+        for event in events:
+            apply_event(self.index, event)
+        self.index.height = block.height
+        self._snapshots[block.height] = self.index.copy()
+        return events
+
+    def rewind(self, height: int) -> None:
+        """Forget every block above `height`: the actors know what they knew after it."""
+        assert height in self._snapshots, f"no snapshot of height {height}"
+        self.index = self._snapshots[height].copy()
+        for stale in [h for h in self._snapshots if h > height]:
+            del self._snapshots[stale]
+
+    def set_fork(self, fork_id: int) -> None:
+        """Sign every later transaction for `fork_id` (after an emergency upgrade)."""
+        self.fork_id = fork_id
+
+    def resync_accounts(self, root: bytes, addresses: Iterable[bytes]) -> None:
+        """Re-read `addresses`' collateral and positions, and the prices, from the state at `root`.
+
+        For a selective restore, whose state matches no snapshot: only the restored
+        accounts changed, so only they are read (four view calls each).
+        """
+        market = self.market
+        for m in market.markets:
+            self.index.prices[m] = get_price(self.store, root, market.addresses, m)
+        for address in sorted(set(addresses)):
+            self.index.collateral[address] = get_collateral(self.store, root, market.addresses, address)
+            for m in market.markets:
+                position = get_position(self.store, root, market.addresses, address, m)
+                _set_position(self.index, address, m, position.size, position.entry_price)
+        self._snapshots[self.index.height] = self.index.copy()
+
+    # -- prices ---------------------------------------------------------------------
+    def reference_prices(self, height: int) -> dict[int, int]:
+        """The true price of every market at `height` (what the world outside trades at)."""
+        return self.price_path.at(height)
+
+    def posted_prices(self, height: int) -> dict[int, int]:
+        """What the price API posts at `height`: the true prices, or the glitch's bad price."""
+        prices = self.reference_prices(height)
+        glitch = self.market.glitch
+        if glitch is not None and glitch.is_active(height):
+            prices[glitch.market] = glitch.bad_price
+        return prices
+
+    def price_transaction(
+        self, height: int, nonce: int, price_overrides: Mapping[int, int] | None = None
+    ) -> SignedTransactionAPI:
+        """The reporter's price post for the block at `height`; `price_overrides` replace markets.
+
+        For a counterfactual replay, pass `reference_prices(height)` as the overrides.
+        """
+        prices = self.posted_prices(height)
+        prices.update(price_overrides or {})
+        call = post_prices_call(self.market.addresses, prices)
+        return sign_call(self.market.reporter.key, call, nonce=nonce, fork_id=self.fork_id)
+
+    def is_price_transaction(self, tx: SignedTransactionAPI) -> bool:
+        """True for the price API's posts (the transactions a counterfactual replay replaces)."""
+        return tx.sender == self.market.reporter.address
+
+    # -- keepers --------------------------------------------------------------------
+    def liquidation_candidates(self) -> tuple[LiquidationCandidate, ...]:
+        """Accounts liquidatable at the index's prices, each with its worst position, by address."""
+        params = self.market.params
+        found = []
+        for account in sorted(self.index.positions):
+            health = compute_health(self.index, params, account)
+            if health.is_liquidatable:
+                worst = min(
+                    self.index.positions[account],
+                    key=lambda p: (p[1] * (self.index.prices.get(p[0], 0) - p[2]), p[0]),
+                )
+                found.append(LiquidationCandidate(account, worst[0]))
+        return tuple(found)
+
+    def _keeper_transactions(
+        self,
+        keeper: Actor,
+        height: int,
+        candidates: Sequence[LiquidationCandidate],
+        nonces: _Nonces,
+    ) -> list[SignedTransactionAPI]:
+        # Keepers race: each picks its own random subset, so some pick the same account and
+        # all but the first revert, as on a real chain.
+        targets = [c for c in candidates if c.account != keeper.address]
+        bound = self.market.scenario.workload.max_liquidations_per_keeper
+        if not targets or bound == 0:
+            return []
+        rng = derive_rng(self.market.seed, "keeper", keeper.index, self.fork_id, height)
+        chosen = rng.sample(targets, min(bound, len(targets)))
+        return [
+            self._sign(keeper, liquidate_call(self.market.addresses, c.account, c.market), nonces)
+            for c in chosen
+        ]
+
+    # -- profit-takers --------------------------------------------------------------
+    def _profit_taker_transactions(
+        self, actor: Actor, height: int, parent_root: bytes, nonces: _Nonces
+    ) -> list[SignedTransactionAPI]:
+        """Take everything out when the oracle is off the world's price; otherwise trade."""
+        reference = self.reference_prices(height - 1)
+        if any(
+            abs(self.index.prices.get(m, 0) - reference[m]) * BPS >= DEVIATION_ALERT_BPS * reference[m]
+            for m in reference
+        ):
+            free = compute_free_collateral(self.index, self.market.params, actor.address)
+            return self._withdraw_to_l1(actor, free, nonces)
+        rng = derive_rng(self.market.seed, "profit-taker", actor.index, self.fork_id, height)
+        workload = self.market.scenario.workload
+        if rng.random() < workload.trade_probability:
+            return self._trader_transactions(actor, rng, parent_root, nonces)
+        if rng.random() < workload.withdraw_probability:
+            profit = self.index.collateral.get(actor.address, 0) - self.market.openings[actor.address].deposit_wei
+            free = compute_free_collateral(self.index, self.market.params, actor.address)
+            return self._withdraw_to_l1(actor, min(profit, free), nonces)
+        return []
+
+    # -- traders --------------------------------------------------------------------
+    def _trader_transactions(
+        self, actor: Actor, rng, parent_root: bytes, nonces: _Nonces
+    ) -> list[SignedTransactionAPI]:
+        index, params, scenario = self.index, self.market.params, self.market.scenario
+        health = compute_health(index, params, actor.address)
+        if health.is_liquidatable:
+            return []  # only a keeper can act on it now; the contract refuses its trades
+        workload = scenario.workload
+        if rng.random() < workload.withdraw_probability:
+            free = compute_free_collateral(index, params, actor.address)
+            return self._withdraw_to_l1(actor, int(free * (0.3 + 0.6 * rng.random())), nonces)
+        opening = self.market.openings[actor.address]
+        if health.equity < opening.deposit_wei // 2 and rng.random() < 0.5:
+            wallet = get_balance(self.store, parent_root, actor.address)
+            if wallet >= opening.deposit_wei:
+                return [self._sign(actor, deposit_call(self.market.addresses, opening.deposit_wei), nonces)]
+        positions = index.positions.get(actor.address, ())
+        choice = rng.random()
+        if positions and choice < 0.4:
+            market = rng.choice(positions)[0]
+            return [self._sign(actor, close_call(self.market.addresses, market), nonces)]
+        if positions and choice < 0.6:
+            market, size, _ = rng.choice(positions)
+            if abs(size) < 2:
+                return []
+            return [self._sign(actor, trade_call(self.market.addresses, market, -size // 2), nonces)]
+        return self._open(actor, rng, health, nonces)
+
+    def _open(self, actor: Actor, rng, health: Health, nonces: _Nonces) -> list[SignedTransactionAPI]:
+        """Open or add to a position, within what the margin rules allow at index prices."""
+        params, scenario = self.market.params, self.market.scenario
+        market = draw_market(rng, scenario)
+        price = self.index.prices.get(market, 0)
+        if price == 0 or health.equity <= 0:
+            return []
+        cap = compute_leverage_cap(params)
+        # The notional the account could still add: leverage cap and initial margin both bind.
+        room = min(
+            cap * health.equity - health.notional,
+            (health.equity - health.initial) * BPS / (params.initial_margin_bps + params.trading_fee_bps),
+        )
+        wanted = draw_leverage(rng, scenario, params) * health.equity * 0.5
+        notional = int(min(wanted, room * TRADE_HEADROOM))
+        size = compute_size(notional, price)
+        if size <= 0:
+            return []
+        side = 1 if rng.random() < scenario.workload.long_share else -1
+        return [self._sign(actor, trade_call(self.market.addresses, market, side * size), nonces)]
+
+    # -- shared ---------------------------------------------------------------------
+    def _withdraw_to_l1(self, actor: Actor, amount: int, nonces: _Nonces) -> list[SignedTransactionAPI]:
+        """Withdraw `amount` of collateral and send it to L1 through the bridge (two transactions)."""
+        if amount < MIN_WITHDRAWAL_WEI:
+            return []
+        addresses = self.market.addresses
+        return [
+            self._sign(actor, withdraw_call(addresses, amount), nonces),
+            self._sign(actor, bridge_withdraw_call(addresses, amount), nonces),
+        ]
+
+    def _sign(self, actor: Actor, call, nonces: _Nonces) -> SignedTransactionAPI:
+        return sign_call(actor.key, call, nonce=nonces.take(actor.address), fork_id=self.fork_id)
+
+
+def build_world(
+    scenario: Scenario, store: Store, seed: int | None = None, *, glitch: bool = True
+) -> World:
+    """Build genesis for `scenario` in `store` and the world of actors around it.
+
+    `world.genesis.header` is header #0. With `glitch=False` the price API never posts
+    the bad price (the run the incident is compared with).
+    """
+    market = build_market_world(scenario, seed, glitch=glitch)
+    genesis = build_genesis(store, market.genesis_spec)
+    assert genesis.contracts == {
+        "oracle": market.addresses.oracle,
+        "perps": market.addresses.perps,
+        "bridge": market.addresses.bridge,
+    }, "genesis deployed the contracts somewhere else than predicted"
+    return World(market, store, genesis)

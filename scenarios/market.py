@@ -1,0 +1,349 @@
+"""The exchange world built from a scenario and a seed: accounts, genesis, true prices, the glitch.
+
+Everything here is a deterministic function of (scenario, seed), the same on any machine:
+randomness comes from `random.Random` seeded by `derive_seed` (sha256 of labels, never
+`hash()`), and the only float operations are + - * / (correctly rounded by IEEE 754);
+exponentials use `compute_exp`, a series written with those alone, not the platform's libm.
+
+Genesis (height 0) holds, as real transactions executed by py-evm after the contracts are
+deployed: the reporter's first prices, the owner funding the vault and the bridge reserve,
+then for every trader and profit-taker a deposit and one opening trade. Keepers and the
+remaining accounts ("holders") only have a balance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+
+from chain.exchange import (
+    MARKET_IDS,
+    SIZE_UNIT,
+    USD,
+    ExchangeAddresses,
+    PerpsParams,
+    deposit_call,
+    exchange_deployments,
+    fund_reserve_call,
+    fund_vault_call,
+    post_prices_call,
+    sign_call,
+    trade_call,
+)
+from chain.genesis import FundedAccount, GenesisSpec, deployer_key_for
+from chain.transactions import address_of, derive_private_key
+from scenarios.schema import DEFAULT_INITIAL_PRICES_USD, MARKETS, Scenario, compute_margins_bps
+
+_LN2 = 0.6931471805599453
+WALLET_MULTIPLE = 2  # a trader's balance beside the deposit, as a multiple of it
+HOLDER_BALANCE_USD = 1_000
+
+
+# ---------------------------------------------------------------- deterministic randomness
+
+
+def derive_seed(seed: int, *labels: object) -> int:
+    """A 64-bit seed for the subsystem named by `labels`, derived from the master `seed`."""
+    text = "/".join(["l2sim", str(seed), *(str(label) for label in labels)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def derive_rng(seed: int, *labels: object) -> random.Random:
+    """A `random.Random` of its own for the subsystem named by `labels`."""
+    return random.Random(derive_seed(seed, *labels))
+
+
+def draw_standard_normal(rng: random.Random) -> float:
+    """An approximately standard normal draw (Irwin-Hall, 12 uniforms): no libm involved."""
+    return sum(rng.random() for _ in range(12)) - 6.0
+
+
+def compute_exp(x: float) -> float:
+    """e**x with + - * / only (so bit-identical across platforms), to ~1e-15 relative."""
+    k = int(x / _LN2)
+    r = x - k * _LN2
+    term, total = 1.0, 1.0
+    for n in range(1, 25):
+        term = term * r / n
+        total += term
+    return math.ldexp(total, k)
+
+
+def usd_to_wei(usd: float) -> int:
+    """USD (a TOML float) to wei or oracle units (both 1e18 per USD), via its shortest repr."""
+    return int(Decimal(repr(usd)) * USD)
+
+
+# ---------------------------------------------------------------- the world's fixed parts
+
+
+@dataclass(frozen=True)
+class Actor:
+    """An account that acts: its role, index within the role, key and address."""
+
+    role: str
+    index: int
+    key: bytes
+    address: bytes
+
+
+@dataclass(frozen=True)
+class OpeningPosition:
+    """A trader's collateral and first position, opened at genesis."""
+
+    deposit_wei: int
+    market: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Glitch:
+    """The price API posts `bad_price` for `market` in heights [start_height, end_height)."""
+
+    market: int
+    start_height: int
+    end_height: int
+    bad_price: int
+
+    def is_active(self, height: int) -> bool:
+        """True if the block at `height` carries the bad price."""
+        return self.start_height <= height < self.end_height
+
+
+@dataclass(frozen=True)
+class MarketWorld:
+    """What is fixed about a run's exchange world: accounts, contracts, genesis, parameters."""
+
+    seed: int
+    scenario: Scenario
+    addresses: ExchangeAddresses
+    params: PerpsParams
+    owner_key: bytes
+    reporter: Actor
+    relayer: Actor
+    traders: tuple[Actor, ...]
+    keepers: tuple[Actor, ...]
+    profit_takers: tuple[Actor, ...]
+    holders: tuple[bytes, ...]
+    openings: dict[bytes, OpeningPosition]
+    genesis_spec: GenesisSpec
+    glitch: Glitch | None
+
+    @property
+    def markets(self) -> tuple[int, ...]:
+        """Market ids listed on the exchange."""
+        return tuple(range(self.params.num_markets))
+
+    @property
+    def owner(self) -> bytes:
+        """The contracts' owner (the genesis deployer)."""
+        return address_of(self.owner_key)
+
+    @property
+    def all_addresses(self) -> tuple[bytes, ...]:
+        """Every account holding value at genesis, contracts included, in a fixed order."""
+        actors = (self.reporter, self.relayer, *self.traders, *self.keepers, *self.profit_takers)
+        return (
+            self.owner,
+            *(a.address for a in actors),
+            *self.holders,
+            self.addresses.oracle,
+            self.addresses.perps,
+            self.addresses.bridge,
+        )
+
+
+def compute_perps_params(scenario: Scenario) -> PerpsParams:
+    """The perps constructor arguments a scenario asks for."""
+    initial, maintenance = compute_margins_bps(scenario)
+    exchange = scenario.exchange
+    return PerpsParams(
+        num_markets=len(MARKETS),
+        initial_margin_bps=initial,
+        maintenance_margin_bps=maintenance,
+        max_leverage=math.ceil(scenario.workload.leverage_max),
+        trading_fee_bps=exchange.trading_fee_bps,
+        liquidation_fee_bps=exchange.liquidation_fee_bps,
+        liquidation_penalty_bps=exchange.liquidation_penalty_bps,
+    )
+
+
+def compute_leverage_cap(params: PerpsParams) -> float:
+    """The highest leverage a new position can take with its fee paid, with a 5 % safety margin."""
+    by_margin = 10_000 / (params.initial_margin_bps + params.trading_fee_bps)
+    return 0.95 * min(float(params.max_leverage), by_margin)
+
+
+def draw_leverage(rng: random.Random, scenario: Scenario, params: PerpsParams) -> float:
+    """Leverage in [leverage_min, leverage_max], skewed low (u**2): most traders are moderate."""
+    low = scenario.workload.leverage_min
+    high = scenario.workload.leverage_max
+    u = rng.random()
+    return min(low + (high - low) * u * u, compute_leverage_cap(params))
+
+
+def draw_deposit_wei(rng: random.Random, scenario: Scenario) -> int:
+    """Log-normal collateral around `deposit_median_usd`, capped at 100 times the median."""
+    workload = scenario.workload
+    factor = min(compute_exp(workload.deposit_spread * draw_standard_normal(rng)), 100.0)
+    return max(USD, int(usd_to_wei(workload.deposit_median_usd) * factor) // USD * USD)
+
+
+def draw_market(rng: random.Random, scenario: Scenario) -> int:
+    """A market id drawn by `workload.market_weights`."""
+    weights = [scenario.workload.market_weights.get(name, 0.0) for name in MARKETS]
+    u = rng.random() * sum(weights)
+    for market, weight in enumerate(weights):
+        if u < weight:
+            return market
+        u -= weight
+    return max(m for m, w in enumerate(weights) if w > 0)
+
+
+def compute_size(notional_wei: int, price: int) -> int:
+    """Size in base units * 1e18 whose notional at `price` is `notional_wei` (rounded down)."""
+    return notional_wei * SIZE_UNIT // price if price > 0 else 0
+
+
+def draw_opening(
+    rng: random.Random, scenario: Scenario, params: PerpsParams, prices: dict[int, int], long_share: float
+) -> OpeningPosition:
+    """A trader's deposit and first position at genesis prices."""
+    deposit = draw_deposit_wei(rng, scenario)
+    market = draw_market(rng, scenario)
+    leverage = draw_leverage(rng, scenario, params)
+    side = 1 if rng.random() < long_share else -1
+    size = compute_size(int(deposit * leverage), prices[market])
+    return OpeningPosition(deposit, market, side * max(size, 1))
+
+
+def _actors(seed: int, role: str, count: int) -> tuple[Actor, ...]:
+    actors = []
+    for index in range(count):
+        key = derive_private_key(seed, role, index)
+        actors.append(Actor(role, index, key, address_of(key)))
+    return tuple(actors)
+
+
+def compute_glitch(scenario: Scenario) -> Glitch:
+    """The scenario's price glitch in chain units."""
+    incident = scenario.incident
+    return Glitch(
+        market=MARKET_IDS[incident.market],
+        start_height=incident.start_height,
+        end_height=incident.start_height + incident.duration_blocks,
+        bad_price=usd_to_wei(incident.bad_price),  # 1 USD of price is 1e18, as 1 USD of collateral
+    )
+
+
+def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: bool = True) -> MarketWorld:
+    """The exchange world of `scenario` under `seed` (the scenario's own seed by default).
+
+    With `glitch=False` the price API never posts the bad price: the counterfactual run.
+    """
+    seed = scenario.seed if seed is None else seed
+    workload = scenario.workload
+    params = compute_perps_params(scenario)
+    owner_key = deployer_key_for(seed)
+    (reporter,) = _actors(seed, "reporter", 1)
+    (relayer,) = _actors(seed, "relayer", 1)
+    traders = _actors(seed, "trader", workload.traders)
+    keepers = _actors(seed, "keeper", workload.keepers)
+    profit_takers = _actors(seed, "profit-taker", workload.profit_takers)
+    holder_count = scenario.chain.accounts - workload.traders - workload.keepers - workload.profit_takers
+    holders = tuple(a.address for a in _actors(seed, "holder", holder_count))
+
+    deployments, addresses = exchange_deployments(
+        seed,
+        reporter=reporter.address,
+        relayer=relayer.address,
+        finality_blocks=scenario.chain.finality_blocks,
+        params=params,
+    )
+    prices = initial_prices(scenario)
+    openings: dict[bytes, OpeningPosition] = {}
+    for actor in traders:
+        rng = derive_rng(seed, "trader", actor.index, "opening")
+        openings[actor.address] = draw_opening(rng, scenario, params, prices, workload.long_share)
+    for actor in profit_takers:
+        # Profit-takers are contrarian: they lean the other way from the crowd.
+        rng = derive_rng(seed, "profit-taker", actor.index, "opening")
+        openings[actor.address] = draw_opening(rng, scenario, params, prices, 1.0 - workload.long_share)
+
+    accounts = [FundedAccount(reporter.address, 0), FundedAccount(relayer.address, 0)]
+    setup = [
+        sign_call(reporter.key, post_prices_call(addresses, prices), nonce=0, fork_id=0),
+    ]
+    owner_nonce = len(deployments)
+    for call in (
+        fund_vault_call(addresses, usd_to_wei(scenario.exchange.vault_usd)),
+        fund_reserve_call(addresses, usd_to_wei(scenario.exchange.bridge_reserve_usd)),
+    ):
+        if call.value > 0:
+            setup.append(sign_call(owner_key, call, nonce=owner_nonce, fork_id=0))
+            owner_nonce += 1
+    for actor in (*traders, *profit_takers):
+        opening = openings[actor.address]
+        accounts.append(FundedAccount(actor.address, opening.deposit_wei * (1 + WALLET_MULTIPLE)))
+        setup.append(sign_call(actor.key, deposit_call(addresses, opening.deposit_wei), nonce=0, fork_id=0))
+        setup.append(
+            sign_call(actor.key, trade_call(addresses, opening.market, opening.size), nonce=1, fork_id=0)
+        )
+    accounts += [FundedAccount(actor.address, HOLDER_BALANCE_USD * USD) for actor in keepers]
+    accounts += [FundedAccount(address, HOLDER_BALANCE_USD * USD) for address in holders]
+    spec = GenesisSpec(seed=seed, accounts=tuple(accounts), deployments=deployments, setup=tuple(setup))
+    return MarketWorld(
+        seed=seed,
+        scenario=scenario,
+        addresses=addresses,
+        params=params,
+        owner_key=owner_key,
+        reporter=reporter,
+        relayer=relayer,
+        traders=traders,
+        keepers=keepers,
+        profit_takers=profit_takers,
+        holders=holders,
+        openings=openings,
+        genesis_spec=spec,
+        glitch=compute_glitch(scenario) if glitch else None,
+    )
+
+
+# ---------------------------------------------------------------- prices
+
+
+def initial_prices(scenario: Scenario) -> dict[int, int]:
+    """{market id: price} at genesis, in oracle units."""
+    return {
+        MARKET_IDS[name]: usd_to_wei(scenario.prices.initial_usd.get(name, DEFAULT_INITIAL_PRICES_USD[name]))
+        for name in MARKETS
+    }
+
+
+class PricePath:
+    """The true price of every market at every height: a seeded multiplicative random walk.
+
+    A step is `price * (1 + volatility * z)` in integers (z approximately standard normal),
+    so the path is identical on every machine. Heights are computed once, on demand.
+    """
+
+    def __init__(self, scenario: Scenario, seed: int):
+        self._volatility_ppb = int(scenario.prices.volatility_bps * 100_000)  # bps -> parts per 1e9
+        self._rngs = {market: derive_rng(seed, "prices", market) for market in MARKET_IDS.values()}
+        self._path: list[dict[int, int]] = [initial_prices(scenario)]
+
+    def at(self, height: int) -> dict[int, int]:
+        """{market: true price} for the block at `height` (height 0: genesis prices)."""
+        assert height >= 0
+        while len(self._path) <= height:
+            previous = self._path[-1]
+            step = {}
+            for market, price in previous.items():
+                move_ppb = int(self._volatility_ppb * draw_standard_normal(self._rngs[market]))
+                step[market] = max(1, price * (10**9 + move_ppb) // 10**9)
+            self._path.append(step)
+        return dict(self._path[height])
