@@ -1,0 +1,367 @@
+"""Consensus messages, their signing digests, the validator set and commit certificates.
+
+Every signed message is keyed by its *slot* `(fork_id, height, round, step)`; an honest
+validator signs at most one message per slot (the journal enforces it). The signing
+digest is keccak over a domain-separated RLP encoding that includes the fork id, so a
+vote cast on one fork can never count on another.
+
+The secp256k1 primitives live here (not in `validators.keys`) because certificates must
+be verified by this layer, and a lower layer never imports a higher one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal, Union
+
+import chain  # noqa: F401  (selects the fast keccak backend before eth_hash loads)
+import rlp
+from coincurve import PrivateKey, PublicKey
+from eth_hash.auto import keccak
+
+PROPOSAL_DOMAIN = b"l2sim/consensus/proposal/v1"
+VOTE_DOMAIN = b"l2sim/consensus/vote/v1"
+PREVOTE: Literal["prevote"] = "prevote"
+PRECOMMIT: Literal["precommit"] = "precommit"
+PROPOSAL_STEP: Literal["proposal"] = "proposal"
+VOTE_STEPS = (PREVOTE, PRECOMMIT)
+# Above this period the weighted round robin is replaced by a hash-weighted draw,
+# so that proposer selection stays O(1) memory for huge or coprime powers.
+MAX_ROUND_ROBIN_PERIOD = 1 << 16
+
+
+class ConsensusError(Exception):
+    """Raised when the consensus layer is given input it cannot accept (base class)."""
+
+
+class SigningRefused(ConsensusError):
+    """Raised when a signer refuses to sign a message (e.g. it would double-sign)."""
+
+    def __init__(self, reason: str, previous: "SignedMessage | None" = None):
+        super().__init__(reason)
+        self.reason = reason
+        # the message already signed in that slot, if the signer kept it: re-sending it is safe
+        self.previous = previous
+
+
+class InvalidValidatorSetError(ConsensusError):
+    """Raised when a validator set is empty, has non-positive powers or mismatched lengths."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"invalid validator set: {reason}")
+        self.reason = reason
+
+
+class CertificateError(ConsensusError):
+    """Raised when a commit certificate does not prove a commit (base class)."""
+
+
+class InvalidSignatureError(CertificateError):
+    """Raised when a certificate vote's signature is not from the validator it names."""
+
+    def __init__(self, vote: "Vote"):
+        super().__init__(f"bad signature on vote of validator {vote.validator}")
+        self.vote = vote
+
+
+class ConflictingVoteError(CertificateError):
+    """Raised when a certificate vote is for another slot/value or a validator appears twice."""
+
+    def __init__(self, vote: "Vote", reason: str):
+        super().__init__(f"vote of validator {vote.validator} does not fit certificate: {reason}")
+        self.vote = vote
+        self.reason = reason
+
+
+class InsufficientPowerError(CertificateError):
+    """Raised when a certificate's votes carry no more than 2/3 of the total power."""
+
+    def __init__(self, power: int, quorum: int):
+        super().__init__(f"certificate power {power} below quorum {quorum}")
+        self.power = power
+        self.quorum = quorum
+
+
+# --- secp256k1 -------------------------------------------------------------------------
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """Sign a 32-byte digest; returns the 65-byte recoverable signature (r, s, v in {0,1})."""
+    assert len(digest) == 32, "digest must be 32 bytes"
+    return PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
+    """Return the 64-byte public key that made `signature` over `digest`, or None if invalid.
+
+    Memoised: every simulated validator checks the same gossiped signatures.
+    """
+    if len(digest) != 32 or len(signature) != 65:
+        return None
+    try:
+        public = PublicKey.from_signature_and_message(signature, digest, hasher=None)
+    except ValueError:
+        return None
+    return public.format(compressed=False)[1:]
+
+
+def is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:
+    """True when `signature` over `digest` was made by the 64-byte `public_key`."""
+    return recover_public_key(digest, signature) == public_key
+
+
+def compute_address(public_key: bytes) -> bytes:
+    """The 20-byte address of a 64-byte uncompressed public key (last 20 bytes of keccak)."""
+    assert len(public_key) == 64, "public key must be 64 bytes (uncompressed, no prefix)"
+    return keccak(public_key)[-20:]
+
+
+# --- messages ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """⟨PROPOSAL, h, r, v, vr⟩ signed by the proposer of (h, r); `pol_round` is -1 or the polka round."""
+
+    fork_id: int
+    height: int
+    round: int
+    block_hash: bytes
+    pol_round: int
+    proposer: int
+    signature: bytes = b""
+
+    @functools.cached_property
+    def digest(self) -> bytes:
+        """The signing digest (memoised)."""
+        body = [self.fork_id, self.height, self.round, self.block_hash, self.pol_round + 1, self.proposer]
+        return keccak(PROPOSAL_DOMAIN + rlp.encode(body))
+
+    def signing_digest(self) -> bytes:
+        """keccak(domain || rlp([fork_id, height, round, block_hash, pol_round + 1, proposer]))."""
+        return self.digest
+
+    @property
+    def step(self) -> str:
+        return PROPOSAL_STEP
+
+    @property
+    def signer_index(self) -> int:
+        return self.proposer
+
+
+@dataclass(frozen=True)
+class Vote:
+    """⟨PREVOTE|PRECOMMIT, h, r, id(v) or nil⟩ signed by `validator`."""
+
+    fork_id: int
+    height: int
+    round: int
+    step: str
+    block_hash: bytes | None
+    validator: int
+    signature: bytes = b""
+
+    @functools.cached_property
+    def digest(self) -> bytes:
+        """The signing digest (memoised)."""
+        is_nil = 1 if self.block_hash is None else 0
+        body = [self.fork_id, self.height, self.round, self.step.encode(), is_nil,
+                self.block_hash or b"", self.validator]
+        return keccak(VOTE_DOMAIN + rlp.encode(body))
+
+    def signing_digest(self) -> bytes:
+        """keccak(domain || rlp([fork_id, height, round, step, is_nil, block_hash, validator]))."""
+        return self.digest
+
+    @property
+    def signer_index(self) -> int:
+        return self.validator
+
+
+@dataclass(frozen=True)
+class CommitCertificate:
+    """2/3+ (by power) precommits for `block_hash` at (fork_id, height, round)."""
+
+    fork_id: int
+    height: int
+    round: int
+    block_hash: bytes
+    votes: tuple[Vote, ...]
+
+    def signers(self) -> tuple[int, ...]:
+        """Validator indices that signed, ascending."""
+        return tuple(sorted(v.validator for v in self.votes))
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Catch-up message: a certificate for a height a lagging peer is still working on."""
+
+    certificate: CommitCertificate
+
+    @property
+    def height(self) -> int:
+        return self.certificate.height
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    """Unsigned catch-up request: `requester` is still at `height` and saw peers ahead.
+    Harmless to forge: the answer is a certificate the requester verifies."""
+
+    fork_id: int
+    height: int
+    requester: int
+
+
+SignedMessage = Union[Proposal, Vote]
+Message = Union[Proposal, Vote, Commit, CommitRequest]
+
+
+def get_slot(message: SignedMessage) -> tuple[int, int, int, str]:
+    """The (fork_id, height, round, step) slot in which a validator may sign only once."""
+    return (message.fork_id, message.height, message.round, message.step)
+
+
+def get_value(message: SignedMessage) -> bytes | None:
+    """The block hash a signed message is for (None: a nil vote)."""
+    return message.block_hash
+
+
+def sign_message(private_key: bytes, message: SignedMessage) -> SignedMessage:
+    """A copy of `message` signed with `private_key` (no journal: callers that must not
+    double-sign go through `validators.journal.make_journaled_signer`)."""
+    return replace(message, signature=sign_digest(private_key, message.signing_digest()))
+
+
+def is_signed_by(message: SignedMessage, validator_set: "ValidatorSet") -> bool:
+    """True when the message's signature is valid for the validator it names."""
+    index = message.signer_index
+    if not 0 <= index < validator_set.size:
+        return False
+    return is_valid_signature(validator_set.public_keys[index], message.signing_digest(), message.signature)
+
+
+# --- validator set -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidatorSet:
+    """Public keys (64 bytes each) and voting powers, indexed 0..n-1."""
+
+    public_keys: tuple[bytes, ...]
+    powers: tuple[int, ...]
+    _schedule: list[int] = field(default_factory=list, init=False, repr=False, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.public_keys:
+            raise InvalidValidatorSetError("no validators")
+        if len(self.public_keys) != len(self.powers):
+            raise InvalidValidatorSetError(f"{len(self.public_keys)} keys but {len(self.powers)} powers")
+        for index, power in enumerate(self.powers):
+            if not isinstance(power, int) or power <= 0:
+                raise InvalidValidatorSetError(f"validator {index} has power {power!r}")
+        for index, key in enumerate(self.public_keys):
+            if len(key) != 64:
+                raise InvalidValidatorSetError(f"validator {index} public key is {len(key)} bytes, not 64")
+
+    @property
+    def size(self) -> int:
+        return len(self.powers)
+
+    @functools.cached_property
+    def total_power(self) -> int:
+        return sum(self.powers)
+
+    @functools.cached_property
+    def quorum(self) -> int:
+        """Smallest power strictly above 2/3 of the total (2f+1)."""
+        return self.total_power * 2 // 3 + 1
+
+    @functools.cached_property
+    def max_faulty_power(self) -> int:
+        """Largest Byzantine power the protocol tolerates (strictly below 1/3): f."""
+        return (self.total_power - 1) // 3
+
+    @functools.cached_property
+    def skip_threshold(self) -> int:
+        """f+1: power that must include at least one honest validator."""
+        return self.max_faulty_power + 1
+
+    @functools.cached_property
+    def addresses(self) -> tuple[bytes, ...]:
+        return tuple(compute_address(key) for key in self.public_keys)
+
+    def get_power(self, indices) -> int:
+        """Total power of distinct validator indices."""
+        return sum(self.powers[i] for i in set(indices))
+
+    def get_proposer(self, height: int, round: int) -> int:
+        """Proposer of (height, round): CometBFT-style weighted round robin over the slot
+        `height + round`, ties broken by the lower index; deterministic and stateless."""
+        assert height >= 0 and round >= 0
+        slot = height + round
+        period = self._period
+        if period > MAX_ROUND_ROBIN_PERIOD:
+            draw = int.from_bytes(keccak(b"l2sim/proposer" + slot.to_bytes(32, "big")), "big") % self.total_power
+            for index, power in enumerate(self.powers):
+                if draw < power:
+                    return index
+                draw -= power
+            raise AssertionError("draw exceeds total power")
+        slot %= period
+        self._extend_schedule(slot + 1)
+        return self._schedule[slot]
+
+    @functools.cached_property
+    def _period(self) -> int:
+        gcd = math.gcd(*self.powers)
+        return self.total_power // gcd
+
+    def _extend_schedule(self, length: int) -> None:
+        # Smooth weighted round robin: each step every priority grows by its power, the
+        # highest (lowest index on ties) proposes and pays back the total. With powers
+        # divided by their gcd the sequence repeats every `_period` slots.
+        schedule = self._schedule
+        if len(schedule) >= length:
+            return
+        gcd = math.gcd(*self.powers)
+        powers = [p // gcd for p in self.powers]
+        total = sum(powers)
+        priorities = [0] * len(powers)
+        del schedule[:]
+        for _ in range(self._period):
+            for i, p in enumerate(powers):
+                priorities[i] += p
+            best = max(range(len(powers)), key=lambda i: (priorities[i], -i))
+            priorities[best] -= total
+            schedule.append(best)
+
+
+# --- certificates ----------------------------------------------------------------------
+
+
+def verify_certificate(certificate: CommitCertificate, validator_set: ValidatorSet) -> None:
+    """Check that `certificate` proves a commit under `validator_set`; raise a CertificateError if not."""
+    seen: set[int] = set()
+    for vote in certificate.votes:
+        if (vote.fork_id, vote.height, vote.round) != (certificate.fork_id, certificate.height, certificate.round):
+            raise ConflictingVoteError(vote, "vote for another fork, height or round")
+        if vote.step != PRECOMMIT:
+            raise ConflictingVoteError(vote, f"step {vote.step!r} is not a precommit")
+        if vote.block_hash != certificate.block_hash:
+            raise ConflictingVoteError(vote, "vote for another block")
+        if not 0 <= vote.validator < validator_set.size:
+            raise ConflictingVoteError(vote, "unknown validator")
+        if vote.validator in seen:
+            raise ConflictingVoteError(vote, "validator appears twice")
+        seen.add(vote.validator)
+        if not is_signed_by(vote, validator_set):
+            raise InvalidSignatureError(vote)
+    power = validator_set.get_power(seen)
+    if power < validator_set.quorum:
+        raise InsufficientPowerError(power, validator_set.quorum)

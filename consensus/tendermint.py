@@ -1,0 +1,546 @@
+"""Tendermint BFT consensus engine, sans-I/O.
+
+Algorithm 1 of "The latest gossip on BFT consensus" (Buchman, Kwon, Milosevic,
+arXiv:1807.04938), with weighted voting power. Each `on_*` handler takes one event and
+returns the actions it causes; the engine never reads a clock, touches a network or
+signs by itself:
+
+- the application is reached through `propose(height, round) -> (block_hash, payload)`
+  and `is_valid(height, block_hash, payload) -> bool` (nil prevote when False);
+- signing goes through `signer(message) -> signed message`, which may raise
+  `SigningRefused` (the journal refusing a double sign): the engine then moves on
+  without sending, as if the message had been lost.
+
+Line numbers in comments refer to Algorithm 1 of the paper.
+
+Two additions the paper leaves to the gossip layer: a periodic `rebroadcast` timeout
+re-sends this node's own messages of the height (so partitions, drops and restarts heal),
+and a peer seen working on a height this node has decided gets the commit certificate
+(`Commit`) so it can catch up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Union
+
+from consensus.messages import (
+    PRECOMMIT,
+    PREVOTE,
+    VOTE_STEPS,
+    CertificateError,
+    Commit,
+    CommitCertificate,
+    CommitRequest,
+    Message,
+    Proposal,
+    SignedMessage,
+    SigningRefused,
+    ValidatorSet,
+    Vote,
+    is_signed_by,
+    verify_certificate,
+)
+
+STEP_PROPOSE = "propose"
+STEP_PREVOTE = "prevote"
+STEP_PRECOMMIT = "precommit"
+STEP_DECIDED = "decided"
+TIMEOUT_KINDS = ("propose", "prevote", "precommit", "commit", "rebroadcast")
+MAX_RULE_FIRINGS = 256  # per event; each firing advances step, round or height
+FUTURE_HEIGHTS = 2  # messages for heights up to this far ahead are buffered
+
+ProposeFn = Callable[[int, int], tuple[bytes, bytes]]
+IsValidFn = Callable[[int, bytes, bytes], bool]
+SignerFn = Callable[[SignedMessage], SignedMessage]
+
+
+@dataclass(frozen=True)
+class TimeoutConfig:
+    """Timeouts grow linearly with the round: base_s + round * delta_s."""
+
+    propose_s: float = 1.0
+    propose_delta_s: float = 0.5
+    prevote_s: float = 0.5
+    prevote_delta_s: float = 0.25
+    precommit_s: float = 0.5
+    precommit_delta_s: float = 0.25
+    commit_s: float = 0.5
+    rebroadcast_s: float = 1.0  # 0 disables re-gossip of own messages
+
+    def get_delay_s(self, kind: str, round: int) -> float:
+        """Delay of timeout `kind` in `round`."""
+        if kind == "propose":
+            return self.propose_s + round * self.propose_delta_s
+        if kind == "prevote":
+            return self.prevote_s + round * self.prevote_delta_s
+        if kind == "precommit":
+            return self.precommit_s + round * self.precommit_delta_s
+        if kind == "commit":
+            return self.commit_s
+        assert kind == "rebroadcast", kind
+        return self.rebroadcast_s
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a (re)started engine begins a height: round and lock, from the vote journal."""
+
+    round: int = 0
+    locked_round: int = -1
+    locked_hash: bytes | None = None
+
+
+# --- actions -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    """Send `message` (with the block `payload` for proposals and commits) to every peer."""
+
+    message: Message
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SendTo:
+    """Send `message` to one validator (catch-up)."""
+
+    validator: int
+    message: Message
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleTimeout:
+    """Call `on_timeout(kind, height, round)` after `delay_s` of virtual time."""
+
+    kind: str
+    height: int
+    round: int
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class Decide:
+    """`block_hash` (with `payload`) is committed at `height`, proven by `certificate`."""
+
+    height: int
+    round: int
+    block_hash: bytes
+    payload: bytes | None
+    certificate: CommitCertificate
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The signer refused `message` (e.g. the journal prevented a double sign)."""
+
+    message: SignedMessage
+    reason: str
+
+
+Action = Union[Broadcast, SendTo, ScheduleTimeout, Decide, Refused]
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+@dataclass
+class VoteTally:
+    """Votes of one (round, step): first vote per validator, power per value."""
+
+    votes: dict[int, Vote] = field(default_factory=dict)
+    conflicting: list[Vote] = field(default_factory=list)  # later votes of equivocators
+    power_by_value: dict[bytes | None, int] = field(default_factory=dict)
+    power: int = 0
+
+    def get_votes_for(self, value: bytes | None) -> tuple[Vote, ...]:
+        """Votes for `value`, one per validator, by validator index."""
+        found = {v.validator: v for v in self.conflicting if v.block_hash == value}
+        found.update({i: v for i, v in self.votes.items() if v.block_hash == value})
+        return tuple(found[i] for i in sorted(found))
+
+
+@dataclass
+class Engine:
+    """One validator's Tendermint state machine (mutable; the engine owns it)."""
+
+    fork_id: int
+    validator_set: ValidatorSet
+    index: int | None  # None: an observer that never signs
+    propose: ProposeFn
+    is_valid: IsValidFn
+    signer: SignerFn
+    timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
+    verify_signatures: bool = True
+
+    height: int = -1
+    round: int = -1
+    step: str = STEP_PROPOSE
+    locked_round: int = -1
+    locked_hash: bytes | None = None
+    valid_round: int = -1
+    valid_hash: bytes | None = None
+    valid_payload: bytes | None = None
+    decided: bool = False
+    # conflicting signed pairs this node has seen (same slot, different messages)
+    evidence: list[tuple[SignedMessage, SignedMessage]] = field(default_factory=list)
+
+    _proposals: dict[int, tuple[Proposal, bytes | None]] = field(default_factory=dict)
+    _tallies: dict[tuple[int, str], VoteTally] = field(default_factory=dict)
+    _round_senders: dict[int, set[int]] = field(default_factory=dict)
+    _fired: set[tuple[str, int]] = field(default_factory=set)
+    _valid_cache: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
+    _own: list[tuple[SignedMessage, bytes | None]] = field(default_factory=list)
+    _future: dict[int, list[tuple[Message, bytes | None]]] = field(default_factory=dict)
+    _certificates: dict[int, tuple[CommitCertificate, bytes | None]] = field(default_factory=dict)
+    _catchup_sent: set[tuple[int, int]] = field(default_factory=set)
+    _requested: set[tuple[int, int]] = field(default_factory=set)
+    certificate_window: int = 256  # how many decided heights are kept for catch-up
+
+    # --- events ---------------------------------------------------------------------------
+
+    def on_start(self, height: int, resume: ResumePoint = ResumePoint()) -> list[Action]:
+        """Start (or restart) at `height`, from the journal's resume point."""
+        assert height >= 0
+        actions: list[Action] = []
+        self._enter_height(height, resume, actions)
+        return actions
+
+    def on_message(self, message: Message, payload: bytes | None = None) -> list[Action]:
+        """Dispatch a received message."""
+        if isinstance(message, Proposal):
+            return self.on_proposal(message, payload)
+        if isinstance(message, Vote):
+            return self.on_vote(message)
+        if isinstance(message, CommitRequest):
+            return self.on_commit_request(message)
+        assert isinstance(message, Commit), type(message)
+        return self.on_commit(message, payload)
+
+    def on_commit_request(self, request: CommitRequest) -> list[Action]:
+        """A peer still at `request.height` asks for its commit certificate."""
+        actions: list[Action] = []
+        if request.fork_id == self.fork_id and 0 <= request.requester < self.validator_set.size:
+            self._help_peer(request.requester, request.height, actions)
+        return actions
+
+    def on_proposal(self, proposal: Proposal, payload: bytes | None) -> list[Action]:
+        """A proposal (with its block payload) was received."""
+        actions: list[Action] = []
+        if self._route(proposal, payload, actions):
+            self._ingest_proposal(proposal, payload, verify=True)
+            self._apply_rules(actions)
+        return actions
+
+    def on_vote(self, vote: Vote) -> list[Action]:
+        """A prevote or precommit was received."""
+        actions: list[Action] = []
+        if self._route(vote, None, actions):
+            self._ingest_vote(vote, verify=True)
+            self._apply_rules(actions)
+        return actions
+
+    def on_commit(self, commit: Commit, payload: bytes | None) -> list[Action]:
+        """A commit certificate (catch-up) was received: decide if it proves this height."""
+        actions: list[Action] = []
+        cert = commit.certificate
+        if cert.fork_id != self.fork_id or cert.height != self.height or self.decided or payload is None:
+            return actions
+        try:
+            verify_certificate(cert, self.validator_set)
+        except CertificateError:
+            return actions
+        if self._check_valid(cert.block_hash, payload):
+            self._decide(cert.round, cert.block_hash, payload, cert, actions)
+        return actions
+
+    def on_timeout(self, kind: str, height: int, round: int) -> list[Action]:
+        """A timeout scheduled earlier fired."""
+        actions: list[Action] = []
+        if height != self.height:
+            return actions
+        if kind == "commit":
+            if self.decided:
+                self._enter_height(height + 1, ResumePoint(), actions)
+            return actions
+        if kind == "rebroadcast":
+            self._rebroadcast(actions)
+            return actions
+        if self.decided or round != self.round:
+            return actions
+        if kind == "propose" and self.step == STEP_PROPOSE:  # line 57
+            self._send_vote(PREVOTE, None, actions)
+            self.step = STEP_PREVOTE
+        elif kind == "prevote" and self.step == STEP_PREVOTE:  # line 61
+            self._send_vote(PRECOMMIT, None, actions)
+            self.step = STEP_PRECOMMIT
+        elif kind == "precommit":  # line 65
+            self._start_round(self.round + 1, actions)
+        self._apply_rules(actions)
+        return actions
+
+    # --- height and round -------------------------------------------------------------------
+
+    def _enter_height(self, height: int, resume: ResumePoint, actions: list[Action]) -> None:
+        self.height = height
+        self.decided = False
+        self.locked_round = resume.locked_round
+        self.locked_hash = resume.locked_hash
+        self.valid_round = resume.locked_round
+        self.valid_hash = resume.locked_hash
+        self.valid_payload = None
+        self._proposals = {}
+        self._tallies = {}
+        self._round_senders = {}
+        self._fired = set()
+        self._valid_cache = {}
+        self._own = []
+        self._catchup_sent = set()
+        self._requested = set()
+        for old in [h for h in self._certificates if h < height - self.certificate_window]:
+            del self._certificates[old]
+        buffered = self._future.pop(height, [])
+        for old in [h for h in self._future if h < height]:
+            del self._future[old]
+        if self.timeouts.rebroadcast_s > 0:
+            actions.append(ScheduleTimeout("rebroadcast", height, 0, self.timeouts.rebroadcast_s))
+        self._start_round(resume.round, actions)
+        for message, payload in buffered:
+            if isinstance(message, Proposal):
+                self._ingest_proposal(message, payload, verify=True)
+            elif isinstance(message, Vote):
+                self._ingest_vote(message, verify=True)
+        self._apply_rules(actions)
+
+    def _start_round(self, round: int, actions: list[Action]) -> None:  # line 11
+        self.round = round
+        self.step = STEP_PROPOSE
+        actions.append(ScheduleTimeout("propose", self.height, round, self.timeouts.get_delay_s("propose", round)))
+        if self.index is None or self.validator_set.get_proposer(self.height, round) != self.index:
+            return
+        if self.valid_hash is not None:
+            if self.valid_payload is None:
+                return  # restarted with a lock but without its block: let the round time out
+            block_hash, payload, pol_round = self.valid_hash, self.valid_payload, self.valid_round
+        else:
+            block_hash, payload = self.propose(self.height, round)
+            pol_round = -1
+        proposal = Proposal(self.fork_id, self.height, round, block_hash, pol_round, self.index)
+        signed = self._sign(proposal, actions)
+        if signed is not None:
+            self._own.append((signed, payload))
+            actions.append(Broadcast(signed, payload))
+            self._ingest_proposal(signed, payload, verify=False)
+
+    # --- ingesting messages ------------------------------------------------------------------
+
+    def _route(self, message: SignedMessage, payload: bytes | None, actions: list[Action]) -> bool:
+        """True when the message belongs to the current height; buffers or answers otherwise."""
+        if message.fork_id != self.fork_id or self.height < 0:
+            return False
+        if message.height > self.height:
+            if message.height <= self.height + FUTURE_HEIGHTS:
+                queue = self._future.setdefault(message.height, [])
+                if len(queue) < 8 * self.validator_set.size + 8:
+                    queue.append((message, payload))
+            peer = message.signer_index
+            if self.index is not None and peer != self.index and (peer, self.height) not in self._requested:
+                self._requested.add((peer, self.height))  # a peer is ahead: ask it for our height
+                actions.append(SendTo(peer, CommitRequest(self.fork_id, self.height, self.index)))
+            return False
+        if message.height < self.height or self.decided:
+            self._help_peer(message.signer_index, message.height, actions)
+            return False
+        return True
+
+    def _help_peer(self, peer: int, height: int, actions: list[Action]) -> None:
+        stored = self._certificates.get(height)
+        if stored is None or peer == self.index or (peer, height) in self._catchup_sent:
+            return
+        self._catchup_sent.add((peer, height))
+        actions.append(SendTo(peer, Commit(stored[0]), stored[1]))
+
+    def _ingest_proposal(self, proposal: Proposal, payload: bytes | None, verify: bool) -> None:
+        if proposal.round < 0 or not (proposal.pol_round == -1 or 0 <= proposal.pol_round < proposal.round):
+            return
+        if proposal.proposer != self.validator_set.get_proposer(proposal.height, proposal.round):
+            return
+        if verify and self.verify_signatures and not is_signed_by(proposal, self.validator_set):
+            return
+        existing = self._proposals.get(proposal.round)
+        if existing is not None:
+            if existing[0] != proposal:
+                self.evidence.append((existing[0], proposal))
+            elif existing[1] is None and payload is not None:
+                self._proposals[proposal.round] = (proposal, payload)
+            return
+        self._proposals[proposal.round] = (proposal, payload)
+        self._note_sender(proposal.round, proposal.proposer)
+
+    def _ingest_vote(self, vote: Vote, verify: bool) -> None:
+        if vote.step not in VOTE_STEPS or vote.round < 0 or not 0 <= vote.validator < self.validator_set.size:
+            return
+        tally = self._tallies.get((vote.round, vote.step))
+        existing = None if tally is None else tally.votes.get(vote.validator)
+        if existing == vote or (tally is not None and vote in tally.conflicting):
+            return
+        if verify and self.verify_signatures and not is_signed_by(vote, self.validator_set):
+            return
+        if tally is None:
+            tally = self._tallies[(vote.round, vote.step)] = VoteTally()
+        power = self.validator_set.powers[vote.validator]
+        # An equivocator counts once per value it signed (as in CometBFT's conflicting-vote
+        # tracking): a polka it showed only to some nodes can be relayed to all. Safety
+        # holds while Byzantine power stays below 1/3.
+        tally.power_by_value[vote.block_hash] = tally.power_by_value.get(vote.block_hash, 0) + power
+        if existing is not None:
+            self.evidence.append((existing, vote))
+            tally.conflicting.append(vote)
+            return
+        tally.votes[vote.validator] = vote
+        tally.power += power
+        self._note_sender(vote.round, vote.validator)
+
+    def _note_sender(self, round: int, validator: int) -> None:
+        self._round_senders.setdefault(round, set()).add(validator)
+
+    # --- the upon rules ----------------------------------------------------------------------
+
+    def _apply_rules(self, actions: list[Action]) -> None:
+        for _ in range(MAX_RULE_FIRINGS):
+            if self.decided or self.height < 0 or not self._fire_one_rule(actions):
+                return
+        raise AssertionError("upon rules did not quiesce")
+
+    def _fire_one_rule(self, actions: list[Action]) -> bool:
+        quorum = self.validator_set.quorum
+        r = self.round
+        # line 49: a proposal and 2f+1 precommits for it, in any round
+        for round in sorted(k[0] for k in self._tallies if k[1] == PRECOMMIT):
+            tally = self._tallies[(round, PRECOMMIT)]
+            entry = self._proposals.get(round)
+            if entry is None or tally.power_by_value.get(entry[0].block_hash, 0) < quorum:
+                continue
+            proposal, payload = entry
+            if payload is not None and self._check_valid(proposal.block_hash, payload):
+                self._decide(round, proposal.block_hash, payload, None, actions)
+                return True
+        # line 55: f+1 (by power) messages from a later round
+        later = [k for k, senders in self._round_senders.items()
+                 if k > r and self.validator_set.get_power(senders) >= self.validator_set.skip_threshold]
+        if later:
+            self._start_round(max(later), actions)
+            return True
+        entry = self._proposals.get(r)
+        if self.step == STEP_PROPOSE and entry is not None:
+            proposal, payload = entry
+            vr = proposal.pol_round
+            if vr == -1:  # line 22
+                ok = self._is_payload_valid(proposal, payload) and (
+                    self.locked_round == -1 or self.locked_hash == proposal.block_hash)
+                self._send_vote(PREVOTE, proposal.block_hash if ok else None, actions)
+                self.step = STEP_PREVOTE
+                return True
+            if 0 <= vr < r and self._get_power(vr, PREVOTE, proposal.block_hash) >= quorum:  # line 28
+                ok = self._is_payload_valid(proposal, payload) and (
+                    self.locked_round <= vr or self.locked_hash == proposal.block_hash)
+                self._send_vote(PREVOTE, proposal.block_hash if ok else None, actions)
+                self.step = STEP_PREVOTE
+                return True
+        prevotes = self._tallies.get((r, PREVOTE))
+        if self.step == STEP_PREVOTE and prevotes is not None and prevotes.power >= quorum \
+                and ("prevote-any", r) not in self._fired:  # line 34
+            self._fired.add(("prevote-any", r))
+            actions.append(ScheduleTimeout("prevote", self.height, r, self.timeouts.get_delay_s("prevote", r)))
+            return True
+        if self.step in (STEP_PREVOTE, STEP_PRECOMMIT) and entry is not None and ("polka", r) not in self._fired:
+            proposal, payload = entry
+            if self._get_power(r, PREVOTE, proposal.block_hash) >= quorum \
+                    and self._is_payload_valid(proposal, payload):  # line 36
+                self._fired.add(("polka", r))
+                if self.step == STEP_PREVOTE:
+                    self.locked_hash, self.locked_round = proposal.block_hash, r
+                    self._send_vote(PRECOMMIT, proposal.block_hash, actions)
+                    self.step = STEP_PRECOMMIT
+                self.valid_hash, self.valid_round, self.valid_payload = proposal.block_hash, r, payload
+                return True
+        if self.step == STEP_PREVOTE and self._get_power(r, PREVOTE, None) >= quorum:  # line 44
+            self._send_vote(PRECOMMIT, None, actions)
+            self.step = STEP_PRECOMMIT
+            return True
+        precommits = self._tallies.get((r, PRECOMMIT))
+        if precommits is not None and precommits.power >= quorum and ("precommit-any", r) not in self._fired:  # line 47
+            self._fired.add(("precommit-any", r))
+            actions.append(ScheduleTimeout("precommit", self.height, r, self.timeouts.get_delay_s("precommit", r)))
+            return True
+        return False
+
+    def _get_power(self, round: int, step: str, value: bytes | None) -> int:
+        tally = self._tallies.get((round, step))
+        return 0 if tally is None else tally.power_by_value.get(value, 0)
+
+    def _is_payload_valid(self, proposal: Proposal, payload: bytes | None) -> bool:
+        return payload is not None and self._check_valid(proposal.block_hash, payload)
+
+    def _check_valid(self, block_hash: bytes, payload: bytes) -> bool:
+        key = (block_hash, payload)
+        if key not in self._valid_cache:
+            self._valid_cache[key] = bool(self.is_valid(self.height, block_hash, payload))
+        return self._valid_cache[key]
+
+    # --- outputs --------------------------------------------------------------------------
+
+    def _sign(self, message: SignedMessage, actions: list[Action]) -> SignedMessage | None:
+        """The signed message, or what was already signed in its slot (a restarted node
+        re-sends its earlier vote instead of a new one), or None."""
+        try:
+            return self.signer(message)
+        except SigningRefused as refusal:
+            actions.append(Refused(message, str(refusal)))
+            previous = refusal.previous
+            if previous is None or type(previous) is not type(message):
+                return None
+            if isinstance(message, Proposal) and previous.block_hash != message.block_hash:
+                return None  # we would not have its payload
+            return previous
+
+    def _send_vote(self, step: str, value: bytes | None, actions: list[Action]) -> None:
+        if self.index is None:
+            return
+        signed = self._sign(Vote(self.fork_id, self.height, self.round, step, value, self.index), actions)
+        if signed is not None:
+            assert isinstance(signed, Vote)
+            self._own.append((signed, None))
+            actions.append(Broadcast(signed))
+            self._ingest_vote(signed, verify=False)
+
+    def _decide(self, round: int, block_hash: bytes, payload: bytes, certificate: CommitCertificate | None,
+                actions: list[Action]) -> None:  # line 49
+        if certificate is None:
+            votes = self._tallies[(round, PRECOMMIT)].get_votes_for(block_hash)
+            certificate = CommitCertificate(self.fork_id, self.height, round, block_hash, votes)
+        self.decided = True
+        self.step = STEP_DECIDED
+        self._certificates[self.height] = (certificate, payload)
+        actions.append(Decide(self.height, round, block_hash, payload, certificate))
+        actions.append(ScheduleTimeout("commit", self.height, round, self.timeouts.get_delay_s("commit", round)))
+
+    def _rebroadcast(self, actions: list[Action]) -> None:
+        # Own messages of the current round, and own non-nil votes and proposals of earlier
+        # rounds (a later proposal may need their polka; a laggard may need their commit).
+        self._catchup_sent = set()
+        self._requested = set()
+        for message, payload in self._own:
+            if message.round == self.round or message.block_hash is not None:
+                actions.append(Broadcast(message, payload))
+        polka = self._tallies.get((self.valid_round, PREVOTE))
+        if polka is not None and self.valid_hash is not None:  # relay the polka behind our valid value
+            for vote in polka.get_votes_for(self.valid_hash):
+                if vote.validator != self.index:
+                    actions.append(Broadcast(vote))
+        if self.decided:
+            stored = self._certificates[self.height]
+            actions.append(Broadcast(Commit(stored[0]), stored[1]))
+        actions.append(ScheduleTimeout("rebroadcast", self.height, 0, self.timeouts.rebroadcast_s))
