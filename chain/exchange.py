@@ -165,6 +165,25 @@ def compensate_call(addresses: ExchangeAddresses, account: bytes, amount_wei: in
     return Call(addresses.perps, encode_call(_perps(), "compensate", account, amount_wei))
 
 
+SETTLEMENT_POLICIES = ("debit-account", "charge-vault")
+
+
+def settle_l1_withdrawal_call(
+    addresses: ExchangeAddresses, account: bytes, amount_wei: int, charge_vault: bool
+) -> Call:
+    """Reconcile a withdrawal of `account` already final on L1 in a rolled-back window (perps owner only).
+
+    Sends exactly `amount_wei` from the perps contract to the bridge's reserve, taken from
+    the vault (`charge_vault`, policy "charge-vault") or from `account`'s collateral with
+    the vault covering what the collateral lacks ("debit-account"). Reverts if the vault
+    cannot cover its part. The `L1WithdrawalSettled` event records the split.
+    """
+    return Call(
+        addresses.perps,
+        encode_call(_perps(), "settle_l1_withdrawal", account, amount_wei, charge_vault, addresses.bridge),
+    )
+
+
 def post_prices_call(addresses: ExchangeAddresses, prices: Mapping[int, int]) -> Call:
     """Post `{market: price}` in one oracle transaction, markets in ascending order (reporter only)."""
     markets = sorted(prices)
@@ -233,6 +252,8 @@ class PerpsTotals:
     shortfall_absorbed: int
     bad_debt: int
     liquidation_count: int
+    total_l1_settled: int
+    total_l1_settled_from_vault: int
 
 
 @dataclass(frozen=True)
@@ -314,6 +335,8 @@ def get_perps_totals(store: Store, root: bytes, addresses: ExchangeAddresses) ->
         "shortfall_absorbed",
         "bad_debt",
         "liquidation_count",
+        "total_l1_settled",
+        "total_l1_settled_from_vault",
     )
     values = [_view(store, root, addresses.perps, _perps(), name)[0] for name in names]
     return PerpsTotals(*values)
@@ -440,6 +463,20 @@ class Compensated:
 
 
 @dataclass(frozen=True)
+class L1WithdrawalSettled:
+    """`amount` of `account`'s L1-final withdrawal sent from perps to `bridge` after a rollback.
+
+    `from_account` came out of the account's collateral, `from_vault` out of the vault.
+    """
+
+    account: bytes
+    bridge: bytes
+    amount: int
+    from_account: int
+    from_vault: int
+
+
+@dataclass(frozen=True)
 class BridgeWithdrawalInitiated:
     """A withdrawal to L1 recorded by the bridge at `block_number`."""
 
@@ -467,6 +504,7 @@ ExchangeEvent = (
     | BadDebt
     | VaultFunded
     | Compensated
+    | L1WithdrawalSettled
     | BridgeWithdrawalInitiated
     | DepositCredited
 )
@@ -481,6 +519,7 @@ _EVENT_TYPES = (
     ("perps", "BadDebt", BadDebt),
     ("perps", "VaultFunded", VaultFunded),
     ("perps", "Compensated", Compensated),
+    ("perps", "L1WithdrawalSettled", L1WithdrawalSettled),
     ("bridge", "WithdrawalInitiated", BridgeWithdrawalInitiated),
     ("bridge", "DepositCredited", DepositCredited),
 )

@@ -29,6 +29,7 @@ from chain.exchange import (
     Compensated,
     Deposited,
     ExchangeEvent,
+    L1WithdrawalSettled,
     Liquidated,
     PerpsParams,
     PriceUpdated,
@@ -125,6 +126,9 @@ def apply_event(index: ExchangeIndex, event: ExchangeEvent) -> None:
         _add_collateral(index, event.account, settled - event.liquidator_fee - event.penalty)
         _add_collateral(index, event.liquidator, event.liquidator_fee)
         _set_position(index, event.account, event.market, 0, 0)
+    elif isinstance(event, L1WithdrawalSettled):
+        # Only the collateral part is the account's; the vault is not indexed.
+        _add_collateral(index, event.account, -event.from_account)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@
          total_collateral + vault + fees_accrued                 (I1)
      and also
          total_deposited + total_vault_funded
-           - total_withdrawn - total_fees_collected              (I2)
+           - total_withdrawn - total_fees_collected
+           - total_l1_settled                                    (I2)
      to the wei, after every transaction. The only way to break either is ETH
      forced in without a call (SELFDESTRUCT or a block reward), which shows up
      as balance > accounted_balance() and is never counted as anyone's.
@@ -28,11 +29,20 @@
      at 0 and the vault forgoes the rest (recorded in `shortfall_absorbed`).
      Profits larger than the vault: the vault pays what it has and the rest is
      recorded as `bad_debt` (and per account in `unpaid_profit`).
+     L1 settlements (after a rollback): a withdrawal already final on L1 inside
+     the rolled-back window was paid out on L1, yet the rollback restored its
+     tokens on L2. `settle_l1_withdrawal` moves that amount out of the exchange
+     into the bridge (where it would be had the withdrawal stood), taken from
+     the account's collateral and/or the vault; it leaves the contract, so I1
+     is unchanged and I2 subtracts `total_l1_settled`.
 """
 
 interface Oracle:
     def price(market: uint256) -> uint256: view
     def updated_at(market: uint256) -> uint256: view
+
+interface Bridge:
+    def fund_reserve(): payable
 
 UNIT: constant(uint256) = 10**18          # size and price precision
 SUNIT: constant(int256) = 10**18
@@ -96,6 +106,13 @@ event FeesCollected:
     recipient: indexed(address)
     amount: uint256
 
+event L1WithdrawalSettled:
+    account: indexed(address)
+    bridge: indexed(address)
+    amount: uint256          # = from_account + from_vault, sent to the bridge
+    from_account: uint256    # taken from the account's collateral
+    from_vault: uint256      # taken from the vault
+
 event MarketsListed:
     num_markets: uint256
 
@@ -130,6 +147,9 @@ total_withdrawn: public(uint256)
 total_vault_funded: public(uint256)
 total_fees_collected: public(uint256)
 total_compensated: public(uint256)
+# Wei sent to the bridge by settle_l1_withdrawal (I2), and the vault's part of it.
+total_l1_settled: public(uint256)
+total_l1_settled_from_vault: public(uint256)
 shortfall_absorbed: public(uint256)
 bad_debt: public(uint256)
 unpaid_profit: public(HashMap[address, uint256])
@@ -456,6 +476,45 @@ def compensate(account: address, amount: uint256):
     self.total_collateral += amount
     self.total_compensated += amount
     log Compensated(account=account, amount=amount)
+
+
+@nonreentrant
+@external
+def settle_l1_withdrawal(account: address, amount: uint256, charge_vault: bool, bridge: address) -> uint256:
+    """
+    @notice Reconcile a withdrawal of `account` that became final on L1 inside a
+            rolled-back window: send exactly `amount` wei out of the exchange to
+            `bridge.fund_reserve()`. Owner only. Returns the part taken from the
+            account's collateral.
+    @dev Policy "debit-account" (charge_vault=False): take from the account's
+         collateral, and whatever the collateral lacks from the vault.
+         Policy "charge-vault" (charge_vault=True): take it all from the vault.
+         Reverts if the vault cannot cover its part. The debit ignores margin on
+         purpose (the account really was paid on L1): it may leave the account
+         below maintenance, for the keepers. Not idempotent: the caller settles
+         each final withdrawal once.
+    """
+    assert msg.sender == self.owner, "perps: not owner"
+    assert amount > 0, "perps: zero settlement"
+    assert bridge != empty(address) and bridge != self, "perps: bad bridge"
+    from_account: uint256 = 0
+    if not charge_vault:
+        from_account = min(amount, self.collateral[account])
+    from_vault: uint256 = amount - from_account
+    assert from_vault <= self._vault, "perps: vault too small"
+    self.collateral[account] -= from_account
+    self.total_collateral -= from_account
+    self._vault -= from_vault
+    self.total_l1_settled += amount
+    self.total_l1_settled_from_vault += from_vault
+    log L1WithdrawalSettled(
+        account=account, bridge=bridge, amount=amount,
+        from_account=from_account, from_vault=from_vault,
+    )
+    # Effects before the interaction; the bridge must be a contract (extcall
+    # checks its code) and accept the value, or all of this reverts.
+    extcall Bridge(bridge).fund_reserve(value=amount)
+    return from_account
 
 
 @nonreentrant

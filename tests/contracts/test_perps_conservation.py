@@ -6,9 +6,11 @@ Invariants checked after every operation:
 
     I1  balance(perps) == sum(collateral) + vault + fees_accrued == accounted_balance()
     I2  balance(perps) == total_deposited + total_vault_funded
-                          - total_withdrawn - total_fees_collected
-    I3  no ETH is created or destroyed: EOAs + perps hold what they held at the start
-        (gas price is 0)
+                          - total_withdrawn - total_fees_collected - total_l1_settled
+    I3  no ETH is created or destroyed: EOAs + perps + bridge hold what they held at
+        the start (gas price is 0)
+    S   an L1 settlement succeeds iff the vault (plus the collateral, for debit-account)
+        covers it, and moves exactly its amount from perps to the bridge
     L   a liquidation succeeds only on a position of an account that was liquidatable,
         and leaves that position flat
 
@@ -45,6 +47,7 @@ operations = st.one_of(
     st.tuples(st.just("fund_vault"), st.integers(1, 10_000)),
     st.tuples(st.just("compensate"), traders, st.integers(1, 5_000)),
     st.tuples(st.just("collect_fees")),
+    st.tuples(st.just("settle"), traders, st.integers(1, 30_000), st.booleans()),  # charge_vault
 )
 
 
@@ -61,7 +64,7 @@ def run_keeper(perps, accounts, keeper: int, max_liquidations: int) -> int:
     return done
 
 
-def apply_operation(exchange, accounts, operation) -> None:
+def apply_operation(exchange, accounts, operation, bridge) -> None:
     """Run one operation; check what must hold of it in particular."""
     perps, kind, args = exchange.perps, operation[0], operation[1:]
     if kind == "price":
@@ -116,11 +119,25 @@ def apply_operation(exchange, accounts, operation) -> None:
         assert result.ok == (amount_usd * USD <= vault)
     elif kind == "collect_fees":
         perps.transact(exchange.owner, "collect_fees", exchange.owner.address)
+    elif kind == "settle":
+        who, amount_usd, charge_vault = args
+        target, amount, evm = accounts[who].address, amount_usd * USD, exchange.evm
+        vault, collateral = perps.call("vault_balance"), perps.call("collateral", target)
+        perps_before, bridge_before = evm.balance(perps.address), evm.balance(bridge.address)
+        result = perps.transact(
+            exchange.owner, "settle_l1_withdrawal", target, amount, charge_vault, bridge.address, expect_ok=False
+        )
+        from_account = 0 if charge_vault else min(amount, collateral)
+        assert result.ok == (amount - from_account <= vault)
+        moved = amount if result.ok else 0
+        assert evm.balance(perps.address) == perps_before - moved
+        assert evm.balance(bridge.address) == bridge_before + moved
+        assert perps.call("collateral", target) == collateral - (from_account if result.ok else 0)
     else:
         raise AssertionError(f"unknown operation {operation!r}")
 
 
-def check_conservation(exchange, accounts, eth_total: int) -> None:
+def check_conservation(exchange, accounts, eth_total: int, bridge) -> None:
     perps, evm = exchange.perps, exchange.evm
     balance = evm.balance(perps.address)
     collateral = sum(perps.call("collateral", a.address) for a in accounts)
@@ -132,9 +149,10 @@ def check_conservation(exchange, accounts, eth_total: int) -> None:
         + perps.call("total_vault_funded")
         - perps.call("total_withdrawn")
         - perps.call("total_fees_collected")
+        - perps.call("total_l1_settled")
     )
     eoas = [exchange.owner, *accounts]
-    assert sum(evm.balance(a.address) for a in eoas) + balance == eth_total
+    assert sum(evm.balance(a.address) for a in eoas) + balance + evm.balance(bridge.address) == eth_total
 
 
 def check_open_interest(exchange, accounts) -> None:
@@ -166,15 +184,24 @@ def check_open_interest(exchange, accounts) -> None:
         ("close", 1, BTC),
         ("withdraw", 1, 100),
         ("collect_fees",),
+        # Reconciliation after the rollback, the vault refilled first (the incident drained it):
+        # debit an empty account (all vault), debit one short of collateral (collateral then
+        # vault), charge the vault, and one the vault cannot cover (reverts).
+        ("fund_vault", 5_000),
+        ("settle", 1, 500, False),
+        ("settle", 2, 1_500, False),
+        ("settle", 2, 100, True),
+        ("settle", 0, 20_000, False),
     ],
 )
 def test_value_is_conserved_to_the_wei(vault_usd, deposits_usd, script):
     exchange = deploy_exchange(vault_usd=vault_usd)
+    bridge = exchange.evm.deploy(exchange.owner, "bridge", exchange.reporter.address, 10)
     accounts = [exchange.trader(deposit_usd=amount) for amount in deposits_usd] + [exchange.trader()]
     eth_total = sum(exchange.evm.balance(a.address) for a in [exchange.owner, *accounts])
-    eth_total += exchange.evm.balance(exchange.perps.address)
-    check_conservation(exchange, accounts, eth_total)
+    eth_total += exchange.evm.balance(exchange.perps.address) + exchange.evm.balance(bridge.address)
+    check_conservation(exchange, accounts, eth_total, bridge)
     for operation in script:
-        apply_operation(exchange, accounts, operation)
-        check_conservation(exchange, accounts, eth_total)
+        apply_operation(exchange, accounts, operation, bridge)
+        check_conservation(exchange, accounts, eth_total, bridge)
     check_open_interest(exchange, accounts)

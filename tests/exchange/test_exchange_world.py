@@ -67,7 +67,11 @@ def test_value_is_conserved_to_the_wei(glitch_run):
     perps_balance = get_balance(run.store, root, market.addresses.perps)
     assert perps_balance == totals.total_collateral + totals.vault + totals.fees_accrued
     assert perps_balance == (
-        totals.total_deposited + totals.total_vault_funded - totals.total_withdrawn - totals.total_fees_collected
+        totals.total_deposited
+        + totals.total_vault_funded
+        - totals.total_withdrawn
+        - totals.total_fees_collected
+        - totals.total_l1_settled
     )
     assert totals.total_collateral == sum(run.world.index.collateral.values())
 
