@@ -124,6 +124,7 @@ class SimConfig:
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     max_time_s: float = 300.0
     max_events: int = 200_000
+    start_s: float = 0.0  # virtual time the run starts at (later phases continue the clock)
 
     def get_behaviour(self, index: int) -> str:
         """The behaviour of validator `index` ("honest" unless listed)."""
@@ -451,12 +452,12 @@ def create_simulation(config: SimConfig, validator_set: ValidatorSet,
     members = tuple(n.index for n in nodes if n.behaviour == "equivocate")
     half = (len(honest) + 1) // 2
     coalition = Coalition(members, honest[:half], honest[half:])
-    loop = EventLoop()
+    loop = EventLoop(now_us=seconds_to_us(config.start_s))
     sim = Simulation(config, validator_set, nodes, network, loop, Trace(config, validator_set, honest), coalition)
     for crash in sorted(config.crashes, key=lambda c: (c.at_s, c.node)):
-        loop.schedule_after_s(crash.at_s, CrashNow(crash.node))
+        loop.schedule_at_us(max(loop.now_us, seconds_to_us(crash.at_s)), CrashNow(crash.node))
         if crash.restart_s is not None:
-            loop.schedule_after_s(crash.restart_s, RestartNow(crash.node))
+            loop.schedule_at_us(max(loop.now_us, seconds_to_us(crash.restart_s)), RestartNow(crash.node))
     for node in nodes:
         sim._start(node)
     return sim

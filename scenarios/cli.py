@@ -93,7 +93,7 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
         resolved = resolved.model_copy(update={"seed": seed})
     reproduce = shlex.join(["l2sim", "run", scenario, "--seed", str(resolved.seed)])
 
-    from scenarios.runner import run_scenario  # the runner loads the chain; only `run` needs it
+    from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
     is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce)
     click.get_current_context().exit(EXIT_OK if is_ok else EXIT_CHECK_FAILED)
@@ -106,7 +106,7 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def inspect_command(data_dir: str, height: int, account: str | None, as_json: bool) -> None:
     """Historical state at --height of a run saved with `l2sim run --data-dir DIR`."""
-    from scenarios.runner import inspect_run  # the runner loads the chain; only `inspect` needs it
+    from scenarios.report import inspect_run  # the runner loads the chain; only `inspect` needs it
 
     state = inspect_run(data_dir, height=height, account=account)
     if as_json:

@@ -22,7 +22,7 @@ Behaviour = Literal["crash", "equivocate", "withhold", "amnesia", "wrong-root"]
 Market = Literal["BTC-USD", "ETH-USD", "SOL-USD"]
 ResponseMode = Literal["full-rollback", "selective-restore", "rollback-replay"]
 WithdrawalPolicy = Literal["debit-account", "charge-vault"]
-Topology = Literal["full-mesh", "ring", "star", "line"]
+Topology = Literal["complete", "random-regular", "geo"]
 
 BEHAVIOURS: tuple[str, ...] = get_args(Behaviour)
 MARKETS: tuple[str, ...] = get_args(Market)
@@ -125,7 +125,7 @@ class ValidatorsConfig(_Model):
     power: Annotated[tuple[Annotated[int, Field(ge=1)], ...], _LAX_ARRAY] | None = Field(
         None, description="Voting power per validator, one per index; equal power when absent."
     )
-    topology: Topology = Field("full-mesh", description="Which validators have a direct link.")
+    topology: Topology = Field("complete", description="How validators are linked: every pair, a random regular graph, or geographic clusters.")
 
     @model_validator(mode="after")
     def _check_indices(self) -> "ValidatorsConfig":

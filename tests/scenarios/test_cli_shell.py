@@ -56,8 +56,8 @@ def assert_one_line_error(result, expected):
 
 @pytest.fixture
 def runner_calls(monkeypatch):
-    """A stand-in `scenarios.runner` that records its calls; set `.is_ok` or `.error` to steer it."""
-    module = types.ModuleType("scenarios.runner")
+    """A stand-in `scenarios.report` (the entry points) that records its calls; set `.is_ok` or `.error` to steer it."""
+    module = types.ModuleType("scenarios.report")
     module.calls = []
     module.is_ok = True
     module.error = None
@@ -76,7 +76,7 @@ def runner_calls(monkeypatch):
 
     module.run_scenario = run_scenario
     module.inspect_run = inspect_run
-    monkeypatch.setitem(sys.modules, "scenarios.runner", module)
+    monkeypatch.setitem(sys.modules, "scenarios.report", module)
     return module
 
 

@@ -1,0 +1,312 @@
+"""What a restore does to the exchange: the restore block, the ledgers and the expected root.
+
+Every honest validator computes this from its own chain and the plan's target, so it is a
+pure function of (chain, target, halt, mode, policy); the result is memoised per target
+(honest validators would compute the same thing, and a Byzantine one never gets here).
+
+- full-rollback: the state at the target, as it was.
+- rollback-replay: the state at the target plus one restore block, on the old fork's
+  signing domain, re-executing in order the window's transactions that do not depend on
+  the corrupted price (not price posts, not liquidations, not from an account that held or
+  traded the corrupted market); those that no longer apply are dropped.
+- selective-restore: the chain stays at the halt, plus one restore block of owner calls
+  that set each account liquidated in the window back to its snapshot collateral and
+  positions, paid by the vault that took them (the DAO fork's irregular state change,
+  done through the contract so that its conservation invariants keep holding).
+
+Then, for all modes:
+- reconciliation: withdrawals final on L1 inside the discarded window (L1 paid them; the
+  restore gave the tokens back on L2) are moved into the bridge, from the account or the
+  vault by the scenario's policy;
+- compensation: the window is replayed from the snapshot with the true price path (cheap:
+  it shares the node store); each liquidated account is paid the shortfall between that
+  counterfactual equity and its equity after the restore at the restart price, from the
+  vault, in the first block after the restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from eth.abc import SignedTransactionAPI
+
+from chain.blocks import Block, Header
+from chain.exchange import (
+    BridgeWithdrawalInitiated,
+    Liquidated,
+    Traded,
+    compensate_call,
+    decode_events,
+    get_collateral,
+    get_equity,
+    get_position,
+    settle_l1_withdrawal_call,
+    sign_call,
+)
+from chain.execution import ExecutionResult, build_block
+from chain.history import History
+from chain.state import ZERO_ADDRESS, get_nonce
+from chain.store import Store
+from consensus.emergency import compute_digest
+from scenarios.actors import World
+
+
+@dataclass(frozen=True)
+class ReconciliationEntry:
+    """A withdrawal final on L1 inside the discarded window, and who pays it back on L2."""
+
+    withdrawal_id: int
+    account: bytes
+    amount: int
+    made_at_height: int
+    final_at: int
+    policy: str
+
+
+@dataclass(frozen=True)
+class CompensationEntry:
+    """An amount paid from the vault to an account, and why."""
+
+    account: bytes
+    amount: int
+    reason: str
+    counterfactual_equity: int
+    restored_equity: int
+
+
+@dataclass(frozen=True)
+class SurgeryEntry:
+    """An account set back to its snapshot collateral and positions (selective restore)."""
+
+    account: bytes
+    collateral: int
+    positions: tuple[tuple[int, int, int], ...]  # (market, size, entry_price)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """Everything a restore plan commits to, computed from one chain."""
+
+    mode: str
+    target_height: int
+    halt_height: int
+    snapshot_root: bytes
+    base_height: int  # the head the restore block (if any) extends
+    restore_block: Block | None
+    expected_root: bytes
+    surgery: tuple[SurgeryEntry, ...]
+    replay: tuple[bytes, ...]  # hashes of the re-executed transactions, in order
+    reconciliation: tuple[ReconciliationEntry, ...]
+    compensation: tuple[CompensationEntry, ...]
+    restart_transactions: tuple[SignedTransactionAPI, ...]
+    counterfactual_root: bytes
+    liquidated_accounts: tuple[bytes, ...]
+    discarded_transactions: tuple[SignedTransactionAPI, ...] = field(default=())
+
+    @property
+    def restart_height(self) -> int:
+        """Height of the first block of the new fork (it carries the ledgers)."""
+        return self.base_height + (2 if self.restore_block is not None else 1)
+
+    @property
+    def surgery_digest(self) -> bytes:
+        return compute_digest(
+            [[e.account, e.collateral, [list(p) for p in e.positions]] for e in self.surgery]
+        )
+
+    @property
+    def replay_digest(self) -> bytes:
+        return compute_digest(list(self.replay))
+
+    @property
+    def compensation_digest(self) -> bytes:
+        return compute_digest(
+            [[e.account, e.amount, e.reason.encode()] for e in self.compensation]
+            + [[tx.hash for tx in self.restart_transactions]]
+        )
+
+    @property
+    def reconciliation_digest(self) -> bytes:
+        return compute_digest(
+            [[e.withdrawal_id, e.account, e.amount, e.policy.encode()] for e in self.reconciliation]
+        )
+
+
+def _events_by_height(world: World, results: dict[int, ExecutionResult], low: int, high: int):
+    return {h: decode_events(world.market.addresses, results[h].receipts) for h in range(low, high + 1)}
+
+
+def _liquidated_in(events_by_height) -> tuple[bytes, ...]:
+    seen: dict[bytes, None] = {}
+    for height in sorted(events_by_height):
+        for event in events_by_height[height]:
+            if isinstance(event, Liquidated):
+                seen.setdefault(event.account, None)
+    return tuple(seen)
+
+
+def _is_price_dependent(world: World, tx: SignedTransactionAPI, tainted: set[bytes]) -> bool:
+    market = world.market
+    keepers = {k.address for k in market.keepers}
+    return tx.sender == market.reporter.address or tx.sender in keepers or tx.sender in tainted
+
+
+def _tainted_accounts(
+    world: World, store: Store, snapshot_root: bytes, events_by_height, corrupted_market: int
+) -> set[bytes]:
+    """Accounts whose window activity may depend on the corrupted price."""
+    tainted = {e.account for evs in events_by_height.values() for e in evs
+               if isinstance(e, (Traded, Liquidated)) and e.market == corrupted_market}
+    addresses = world.market.addresses
+    for actor in world.market.traders + world.market.profit_takers:
+        if get_position(store, snapshot_root, addresses, actor.address, corrupted_market).size != 0:
+            tainted.add(actor.address)
+    return tainted
+
+
+def compute_recovery(
+    *,
+    store: Store,
+    history: History,
+    world: World,
+    results: dict[int, ExecutionResult],
+    target_height: int,
+    halt_height: int,
+    mode: str,
+    policy: str,
+    old_fork_id: int,
+    new_fork_id: int,
+    finality_blocks: int,
+) -> Recovery:
+    """The restore of `history` (halted at `halt_height`) to `target_height` under `mode`."""
+    assert 0 <= target_height < halt_height <= history.height, "target below halt below head"
+    addresses = world.market.addresses
+    owner_key = world.market.owner_key
+    snapshot = history.header_at(target_height)
+    window = history.blocks_between(target_height + 1, halt_height)
+    events = _events_by_height(world, results, target_height + 1, halt_height)
+    liquidated = _liquidated_in(events)
+    glitch = world.market.glitch
+    corrupted_market = glitch.market if glitch is not None else -1
+
+    restore_block: Block | None = None
+    surgery: tuple[SurgeryEntry, ...] = ()
+    replay: tuple[bytes, ...] = ()
+    standing_withdrawals: set[int] = set()
+    discarded = tuple(tx for block in window for tx in block.transactions)
+    if mode == "full-rollback":
+        base = snapshot
+    elif mode == "rollback-replay":
+        base = snapshot
+        tainted = _tainted_accounts(world, store, snapshot.state_root, events, corrupted_market)
+        candidates = [tx for block in window for tx in block.transactions
+                      if not _is_price_dependent(world, tx, tainted)]
+        built = build_block(
+            store, base, candidates, proposer=ZERO_ADDRESS,
+            timestamp=history.header_at(halt_height).timestamp + 1, fork_id=old_fork_id,
+        )
+        restore_block = built.block
+        replay = tuple(tx.hash for tx in built.block.transactions)
+        replayed = decode_events(addresses, built.result.receipts)
+        standing_withdrawals = {e.id for e in replayed if isinstance(e, BridgeWithdrawalInitiated)}
+    else:
+        assert mode == "selective-restore", mode
+        from chain.exchange import restore_account_call  # TODO(lead): top-level once it lands
+
+        base = history.header_at(halt_height)
+        entries = []
+        for account in sorted(liquidated):
+            positions = tuple(
+                (m, p.size, p.entry_price)
+                for m in world.market.markets
+                for p in [get_position(store, snapshot.state_root, addresses, account, m)]
+                if p.size != 0
+            )
+            entries.append(SurgeryEntry(account, get_collateral(store, snapshot.state_root, addresses, account), positions))
+        surgery = tuple(entries)
+        nonce = get_nonce(store, base.state_root, world.market.owner)
+        txs = [
+            sign_call(owner_key, restore_account_call(addresses, e.account, e.collateral, e.positions),
+                      nonce=nonce + i, fork_id=new_fork_id)
+            for i, e in enumerate(surgery)
+        ]
+        built = build_block(store, base, txs, proposer=ZERO_ADDRESS, timestamp=base.timestamp + 1,
+                            fork_id=new_fork_id)
+        assert not built.rejected and built.result.failed_count == 0, "surgery transaction failed"
+        restore_block = built.block
+        # Everyone else's later activity stands, withdrawals included.
+        standing_withdrawals = {e.id for evs in events.values() for e in evs
+                                if isinstance(e, BridgeWithdrawalInitiated)}
+    post_header = restore_block.header if restore_block is not None else base
+    post_root = post_header.state_root
+
+    reconciliation = tuple(
+        ReconciliationEntry(e.id, e.account, e.amount, e.block_number, e.block_number + finality_blocks, policy)
+        for height in sorted(events)
+        for e in events[height]
+        if isinstance(e, BridgeWithdrawalInitiated)
+        and e.block_number + finality_blocks <= halt_height
+        and e.id not in standing_withdrawals
+    )
+
+    counterfactual = _replay_with_true_prices(store, world, snapshot, window)
+    restart_height = post_header.height + 1
+    reporter = world.market.reporter
+    price_probe = build_block(
+        store, post_header,
+        [world.price_transaction(restart_height, get_nonce(store, post_root, reporter.address),
+                                 world.reference_prices(restart_height))],
+        proposer=ZERO_ADDRESS, timestamp=post_header.timestamp + 1, fork_id=old_fork_id,
+    ).block.header.state_root
+    compensation = []
+    for account in liquidated:
+        would_have = get_equity(store, counterfactual, addresses, account)
+        holds = get_equity(store, price_probe, addresses, account)
+        if would_have > holds:
+            compensation.append(CompensationEntry(
+                account, would_have - holds,
+                f"liquidated in the glitch window; equity {would_have} without the glitch, "
+                f"{holds} after the restore at the restart price",
+                would_have, holds,
+            ))
+
+    nonce = get_nonce(store, post_root, world.market.owner)
+    restart = []
+    for entry in reconciliation:
+        call = settle_l1_withdrawal_call(addresses, entry.account, entry.amount, entry.policy == "charge-vault")
+        restart.append(sign_call(owner_key, call, nonce=nonce + len(restart), fork_id=new_fork_id))
+    for entry in compensation:
+        call = compensate_call(addresses, entry.account, entry.amount)
+        restart.append(sign_call(owner_key, call, nonce=nonce + len(restart), fork_id=new_fork_id))
+
+    return Recovery(
+        mode=mode,
+        target_height=target_height,
+        halt_height=halt_height,
+        snapshot_root=snapshot.state_root,
+        base_height=base.height,
+        restore_block=restore_block,
+        expected_root=post_root,
+        surgery=surgery,
+        replay=replay,
+        reconciliation=reconciliation,
+        compensation=tuple(compensation),
+        restart_transactions=tuple(restart),
+        counterfactual_root=counterfactual,
+        liquidated_accounts=liquidated,
+        discarded_transactions=discarded,
+    )
+
+
+def _replay_with_true_prices(store: Store, world: World, snapshot: Header, window) -> bytes:
+    """The window re-executed from the snapshot with every price post at the true price."""
+    parent = snapshot
+    for block in window:
+        txs = list(block.transactions)
+        if txs and world.is_price_transaction(txs[0]):
+            txs[0] = world.price_transaction(block.height, txs[0].nonce, world.reference_prices(block.height))
+        parent = build_block(
+            store, parent, txs, proposer=block.header.proposer,
+            timestamp=block.header.timestamp, fork_id=block.header.fork_id,
+        ).block.header
+    return parent.state_root

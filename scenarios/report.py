@@ -1,0 +1,444 @@
+"""Checks over a finished run, the JSON report (schema_version 1), the terminal summary,
+and the two entry points the `l2sim` command calls: `run_scenario` and `inspect_run`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from chain.diff import diff_roots
+from chain.errors import ChainError
+from chain.exchange import get_final_withdrawals, get_perps_totals
+from chain.execution import apply_block
+from chain.history import History
+from chain.state import get_account
+from chain.store import SQLiteStore
+from consensus.checks import check_agreement, check_no_double_sign
+from consensus.emergency import EmergencyError
+from consensus.messages import CertificateError, Proposal, Vote
+from scenarios.runner import (
+    MIN_RESTART_BLOCKS,
+    Run,
+    compensation_paid,
+    perps_identities,
+    replay_rejections,
+    run_forensics,
+    run_scenario_once,
+    total_supply,
+    verify_plan_certificate,
+)
+from scenarios.schema import Scenario
+
+SCHEMA_VERSION = 1
+
+
+class InspectError(ChainError):
+    """Raised when `l2sim inspect` is pointed at something that is not a saved run."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _hex(value: bytes | None) -> str | None:
+    return None if value is None else "0x" + value.hex()
+
+
+def _check(ok: bool, detail: str) -> dict:
+    return {"ok": bool(ok), "detail": detail}
+
+
+# ---------------------------------------------------------------- checks
+
+
+def compute_checks(run: Run, forensics) -> dict[str, dict]:
+    """Every property the run must satisfy, each {ok, detail}."""
+    checks: dict[str, dict] = {}
+    vset = run.validator_set
+    byzantine_power = vset.get_power(n.index for n in run.nodes if not n.is_honest)
+    agreement = [check_agreement(trace) for _, trace in run.traces]
+    broken = [a for a in agreement if not a.ok]
+    if not broken:
+        checks["agreement"] = _check(True, "honest validators decided the same block at every height of every phase")
+    elif byzantine_power > vset.max_faulty_power:
+        checks["agreement"] = _check(
+            True, f"broken, as allowed with Byzantine power {byzantine_power} of {vset.total_power} "
+                  f"(at least a third): {broken[0].detail}")
+    else:
+        checks["agreement"] = _check(False, broken[0].detail)
+
+    culprits = set(forensics.culprits)
+    byzantine = {n.index for n in run.nodes if not n.is_honest}
+    if broken:
+        enough = vset.get_power(culprits) > vset.max_faulty_power
+        checks["forensics"] = _check(
+            enough and culprits <= byzantine,
+            f"convicted {sorted(culprits)} (power {vset.get_power(culprits)}, need > {vset.max_faulty_power}); "
+            f"Byzantine {sorted(byzantine)}")
+    else:
+        checks["forensics"] = _check(culprits <= byzantine,
+                                     f"convicted {sorted(culprits)}; no honest validator among them")
+
+    doubles = [check_no_double_sign(trace) for _, trace in run.traces]
+    bad = [d for d in doubles if not d.ok]
+    checks["no_double_sign"] = _check(not bad, bad[0].detail if bad else
+                                      "no honest validator signed two values in one slot, across every fork")
+
+    reference = run.reference.view.history
+    try:
+        for height in range(1, reference.height + 1):
+            block = reference.block_at(height)
+            apply_block(run.store, reference.root_at(height - 1), block, cache=run.cache)
+        checks["validity"] = _check(True, f"all {reference.height} blocks of the final chain re-execute to their roots")
+    except ChainError as error:
+        checks["validity"] = _check(False, str(error))
+
+    if broken:
+        return checks
+    if run.detected_height is None:
+        goal = run.scenario.chain.heights
+        checks["liveness"] = _check(reference.height >= goal, f"reached height {reference.height} of {goal}")
+        return checks
+
+    old_fork_heights = [d.height for label, trace in run.traces if label == "chain" for d in trace.decisions
+                        if d.node in trace.honest]
+    checks["halt"] = _check(
+        run.halt_height is not None and max(old_fork_heights, default=0) <= run.halt_height,
+        f"alarm at height {run.detected_height}; nothing committed past the halt height {run.halt_height}")
+    if run.plan is None:
+        checks["certificate"] = _check(False, "no rollback certificate was formed")
+        return checks
+    try:
+        power = verify_plan_certificate(run)
+        checks["certificate"] = _check(True, f"rollback certificate verifies from the report: power {power} "
+                                             f"of {vset.total_power} (quorum {vset.quorum})")
+    except (CertificateError, EmergencyError) as error:
+        checks["certificate"] = _check(False, str(error))
+
+    recovery = run.recovery
+    restored = {n.index: n.restored_root for n in run.honest if n.restored_root is not None}
+    errors = [f"validator {n.index}: {n.restore_error}" for n in run.honest if n.restore_error]
+    checks["restored_roots"] = _check(
+        not errors and restored and all(r == run.plan.expected_root for r in restored.values()),
+        errors[0] if errors else f"{len(restored)} honest validators restored to the certificate's expected root")
+    if run.plan.mode == "full-rollback":
+        snapshot = run.snapshot_root_before_restore
+        same = run.plan.expected_root == snapshot
+        changed = diff_roots(run.store, snapshot, run.plan.expected_root).accounts if same else ("root differs",)
+        checks["full_rollback_snapshot"] = _check(
+            same and not changed,
+            f"expected root equals the root committed at height {run.plan.target_height} and no account differs"
+            if same and not changed else f"expected root 0x{run.plan.expected_root.hex()} vs snapshot 0x{snapshot.hex()}")
+    honest_hashes = {
+        run.recoveries[(run.plan.target_height, run.plan.halt_height)].expected_root
+    }
+    wrong_root = [n.index for n in run.nodes if n.behaviour == "wrong-root"]
+    if wrong_root:
+        checks["byzantine_plan_rejected"] = _check(
+            run.plan.expected_root in honest_hashes,
+            f"wrong-root validators {wrong_root} never won a certificate: the certified plan is the honest one")
+
+    rejected, tried = replay_rejections(run)
+    checks["replay_protection"] = _check(
+        rejected == tried, f"{rejected} of {tried} signed transactions of the discarded window rejected on fork "
+                           f"{run.fork_id}")
+
+    final_root = reference.head.state_root
+    ok, detail = perps_identities(run, final_root)
+    checks["exchange_conservation"] = _check(ok, detail)
+    genesis_supply = total_supply(run, reference.root_at(0))
+    final_supply = total_supply(run, final_root)
+    irreversible = sum(e.amount for e in recovery.reconciliation)
+    totals = get_perps_totals(run.store, final_root, run.world.market.addresses)
+    checks["l1_l2_conservation"] = _check(
+        genesis_supply == final_supply and totals.total_l1_settled == irreversible,
+        f"L2 supply {final_supply} (genesis {genesis_supply}); withdrawals final on L1 inside the window "
+        f"{irreversible} wei, settled into the bridge {totals.total_l1_settled} wei")
+
+    planned = sum(e.amount for e in recovery.compensation)
+    paid = compensation_paid(run)
+    checks["compensation_paid"] = _check(
+        paid == planned, f"{paid} wei paid of {planned} wei computed, to {len(recovery.compensation)} accounts")
+
+    restart_height = recovery.restart_height
+    goal = max(run.scenario.chain.heights, restart_height + MIN_RESTART_BLOCKS - 1)
+    checks["liveness"] = _check(
+        reference.height >= goal and reference.head.fork_id == run.fork_id,
+        f"fork {run.fork_id} reached height {reference.height} (restart at {restart_height}, goal {goal})")
+    return checks
+
+
+# ---------------------------------------------------------------- the report
+
+
+def _message_json(message) -> dict:
+    if isinstance(message, Proposal):
+        return {"type": "proposal", "fork_id": message.fork_id, "height": message.height, "round": message.round,
+                "block_hash": _hex(message.block_hash), "validator": message.proposer,
+                "signature": _hex(message.signature)}
+    assert isinstance(message, Vote)
+    return {"type": message.step, "fork_id": message.fork_id, "height": message.height, "round": message.round,
+            "block_hash": _hex(message.block_hash), "validator": message.validator,
+            "signature": _hex(message.signature)}
+
+
+def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
+    """The JSON report (schema_version 1) of a finished run, digest included."""
+    scenario = run.scenario
+    forensics = run_forensics(run)
+    reference = run.reference.view.history
+    liquidated = list(dict.fromkeys(a for h, a in run.liquidations
+                                    if run.halt_height is None or h <= run.halt_height))
+    incident_liquidations = [1 for h, _ in run.liquidations if run.halt_height is None or h <= run.halt_height]
+    recovery = run.recovery
+    plan = run.plan
+    report = {
+        "schema_version": SCHEMA_VERSION,
+        "scenario": scenario.name,
+        "seed": run.seed,
+        "digest": "",
+        "description": scenario.description,
+        "validators": {
+            "count": run.validator_set.size,
+            "total_power": run.validator_set.total_power,
+            "byzantine": [{"index": b.index, "behaviour": b.behaviour} for b in scenario.validators.byzantine],
+        },
+        "chain": {
+            "final_height": reference.height,
+            "final_state_root": _hex(reference.head.state_root),
+            "fork_id": reference.head.fork_id,
+        },
+        "incident": {
+            "market": scenario.incident.market,
+            "first_bad_height": run.first_bad_height,
+            "detected_height": run.detected_height,
+            "halt_height": run.halt_height,
+            "liquidations": len(incident_liquidations),
+            "liquidated_accounts": [_hex(a) for a in liquidated],
+        },
+        "restore": None,
+        "reconciliation": {"irreversible": [], "total": 0},
+        "compensation": {"accounts": 0, "total": 0, "entries": []},
+        "forensics": {
+            "culprits": list(forensics.culprits),
+            "evidence": [
+                {"validator": e.validator, "kind": e.kind,
+                 "messages": [_message_json(e.first), _message_json(e.second)]}
+                for e in forensics.evidence
+            ],
+        },
+        "timeline": run.timeline.entries,
+        "checks": {},
+        "metrics": {},
+    }
+    if plan is not None and recovery is not None:
+        certificate = run.certificate
+        report["restore"] = {
+            "mode": plan.mode,
+            "old_fork_id": plan.old_fork_id,
+            "new_fork_id": plan.new_fork_id,
+            "halt_height": plan.halt_height,
+            "target_height": plan.target_height,
+            "snapshot_state_root": _hex(plan.snapshot_root),
+            "expected_state_root": _hex(plan.expected_root),
+            "surgery_accounts": [_hex(e.account) for e in recovery.surgery],
+            "replayed_transactions": [_hex(h) for h in recovery.replay],
+            "certificate": {
+                "plan_hash": _hex(plan.hash),
+                "fork_id": certificate.fork_id,
+                "height": certificate.height,
+                "round": certificate.round,
+                "signers": list(certificate.signers()),
+                "power": run.validator_set.get_power(certificate.signers()),
+                "votes": [_message_json(v) for v in sorted(certificate.votes, key=lambda v: v.validator)],
+            },
+            "restored_roots": {str(n.index): _hex(n.restored_root) for n in run.nodes
+                               if n.restored_root is not None},
+        }
+        report["reconciliation"] = {
+            "policy": scenario.response.withdrawal_policy,
+            "irreversible": [
+                {"withdrawal_id": e.withdrawal_id, "account": _hex(e.account), "amount": e.amount,
+                 "made_at_height": e.made_at_height, "final_at_height": e.final_at}
+                for e in recovery.reconciliation
+            ],
+            "total": sum(e.amount for e in recovery.reconciliation),
+        }
+        entries = sorted(recovery.compensation, key=lambda e: (-e.amount, e.account))
+        report["compensation"] = {
+            "accounts": len(entries),
+            "total": sum(e.amount for e in entries),
+            "entries": [{"account": _hex(e.account), "amount": e.amount, "reason": e.reason} for e in entries],
+        }
+    report["checks"] = compute_checks(run, forensics)
+    report["metrics"] = {
+        "blocks": reference.height,
+        "txs": sum(len(reference.block_at(h).transactions) for h in range(1, reference.height + 1)),
+        "messages": sum(len(trace.messages) for _, trace in run.traces),
+        "deliveries": sum(trace.deliveries for _, trace in run.traces),
+        "virtual_s": round(virtual_s, 3),
+        "wall_s": round(wall_s, 3),
+    }
+    report["digest"] = compute_digest(report)
+    return report
+
+
+def compute_digest(report: dict) -> str:
+    """sha256 of the report's canonical JSON without the digest and wall-clock time."""
+    stripped = dict(report, digest="", metrics={k: v for k, v in report["metrics"].items() if k != "wall_s"})
+    return "0x" + hashlib.sha256(json.dumps(stripped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def is_report_ok(report: dict) -> bool:
+    """True when every check held."""
+    return all(check["ok"] for check in report["checks"].values())
+
+
+# ---------------------------------------------------------------- the terminal summary
+
+
+def _short(value: str | None, length: int = 18) -> str:
+    return "-" if value is None else (value if len(value) <= length else value[:length] + "…")
+
+
+def _usd(wei: int) -> str:
+    return f"${wei / 10**18:,.2f}"
+
+
+def render_summary(report: dict, console) -> None:
+    """The run as a teacher would show it: timeline, incident, certificate, ledgers, checks."""
+    from rich.table import Table
+
+    console.print(f"[bold]{report['scenario']}[/bold]  seed {report['seed']}  digest {_short(report['digest'], 20)}")
+    timeline = Table(title="Timeline", show_lines=False)
+    for column in ("virtual time", "height", "event", "detail"):
+        timeline.add_column(column)
+    for entry in report["timeline"]:
+        timeline.add_row(f"{entry['time_s']:.1f} s", str(entry["height"] if entry["height"] is not None else "-"),
+                         entry["event"], entry["detail"])
+    console.print(timeline)
+    incident = report["incident"]
+    console.print(
+        f"Incident: {incident['market']} glitch first on chain at height {incident['first_bad_height']}, "
+        f"halt at {incident['halt_height']}; {incident['liquidations']} liquidations of "
+        f"{len(incident['liquidated_accounts'])} accounts before the halt.")
+    restore = report["restore"]
+    if restore:
+        cert = restore["certificate"]
+        console.print(
+            f"Restore: {restore['mode']} to height {restore['target_height']} "
+            f"(snapshot {_short(restore['snapshot_state_root'])}, expected {_short(restore['expected_state_root'])}); "
+            f"fork {restore['old_fork_id']} -> {restore['new_fork_id']}")
+        console.print(
+            f"Rollback certificate: plan {_short(cert['plan_hash'])} signed by validators {cert['signers']} "
+            f"(power {cert['power']} of {report['validators']['total_power']})")
+    rec = report["reconciliation"]
+    console.print(f"Reconciliation: {len(rec['irreversible'])} withdrawals final on L1 inside the window, "
+                  f"{_usd(rec['total'])} settled into the bridge")
+    comp = report["compensation"]
+    console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from the vault")
+    if comp["entries"]:
+        top = Table(title="Top compensation")
+        top.add_column("account")
+        top.add_column("amount", justify="right")
+        for entry in comp["entries"][:5]:
+            top.add_row(entry["account"], _usd(entry["amount"]))
+        console.print(top)
+    if report["forensics"]["culprits"]:
+        console.print(f"Forensics: validators {report['forensics']['culprits']} convicted by their signed messages")
+    checks = Table(title="Checks")
+    checks.add_column("check")
+    checks.add_column("ok")
+    checks.add_column("detail")
+    for name, check in report["checks"].items():
+        checks.add_row(name, "[green]yes[/green]" if check["ok"] else "[red]NO[/red]", check["detail"])
+    console.print(checks)
+    metrics = report["metrics"]
+    console.print(f"{metrics['blocks']} blocks, {metrics['txs']} transactions, {metrics['messages']} signed messages, "
+                  f"{metrics['virtual_s']:.0f} virtual s in {metrics['wall_s']:.1f} wall s")
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None, quiet: bool,
+                 reproduce: str) -> bool:
+    """Run `scenario`, write the report, print the summary; True when every check held."""
+    from rich.console import Console
+
+    console = Console(stderr=json_path == "-")
+    interactive = console.is_terminal and not quiet
+    if not quiet:
+        console.print(f"seed {scenario.seed}")
+    progress_bar = None
+    on_progress = None
+    if interactive:
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        progress_bar = Progress(TextColumn("{task.fields[phase]:>8}"), BarColumn(),
+                                TextColumn("height {task.completed:.0f}/{task.total:.0f}"),
+                                TextColumn("t={task.fields[virtual]:.0f}s"), console=console, transient=True)
+        task = progress_bar.add_task("run", total=scenario.chain.heights, phase="chain", virtual=0.0)
+
+        def on_progress(phase: str, height: int, virtual_s: float) -> None:
+            progress_bar.update(task, completed=height, phase=phase, virtual=virtual_s)
+
+        progress_bar.start()
+    try:
+        run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=data_dir, progress=on_progress)
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+    report = build_report(run, virtual_s, wall_s)
+    if data_dir is not None:
+        Path(data_dir, "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        run.store.close()
+    ok = is_report_ok(report)
+    if not ok:
+        report["reproduce"] = reproduce
+    if json_path == "-":
+        sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    elif json_path is not None:
+        Path(json_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if not quiet:
+        render_summary(report, console)
+    if not ok:
+        failed = [name for name, check in report["checks"].items() if not check["ok"]]
+        console.print(f"[red]check failed: {', '.join(failed)}[/red] (seed {scenario.seed}); reproduce with: {reproduce}",
+                      highlight=False)
+    return ok
+
+
+def inspect_run(data_dir: str, *, height: int, account: str | None) -> dict:
+    """State of a run saved with `--data-dir`, at `height` of its final chain."""
+    path = Path(data_dir) / "chain.sqlite"
+    if not path.is_file():
+        raise InspectError(data_dir, "no saved run here (expected chain.sqlite from `l2sim run --data-dir`)")
+    report_path = Path(data_dir) / "report.json"
+    store = SQLiteStore(path)
+    try:
+        view = "validator-0"
+        if report_path.is_file():
+            restored = json.loads(report_path.read_text()).get("restore") or {}
+            roots = restored.get("restored_roots") or {}
+            view = f"validator-{min(roots, key=int)}" if roots else view
+        history = History.open(store, view)
+        header = history.header_at(height)
+        result: dict = {"height": height, "state_root": _hex(header.state_root), "fork_id": header.fork_id,
+                        "block_hash": _hex(header.hash), "transactions": len(history.block_at(height).transactions)}
+        if account is not None:
+            text = account.removeprefix("0x")
+            try:
+                address = bytes.fromhex(text)
+            except ValueError:
+                address = b""
+            if len(address) != 20:
+                raise InspectError(data_dir, f"--account: {account!r} is not a 20-byte hex address")
+            state = get_account(store, header.state_root, address)
+            result.update({"account": "0x" + address.hex(), "balance": state.balance, "nonce": state.nonce})
+        return result
+    finally:
+        store.close()
