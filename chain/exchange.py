@@ -165,6 +165,28 @@ def compensate_call(addresses: ExchangeAddresses, account: bytes, amount_wei: in
     return Call(addresses.perps, encode_call(_perps(), "compensate", account, amount_wei))
 
 
+def restore_account_call(
+    addresses: ExchangeAddresses,
+    account: bytes,
+    collateral: int,
+    positions: Sequence[tuple[int, int, int]],
+) -> Call:
+    """Set `account` back to a snapshot (perps owner only; the selective restore).
+
+    `collateral` in wei; `positions` are the (market, size, entry_price) of its open
+    positions, every other market becomes flat. The vault pays the collateral difference
+    (or takes it back when it is lower); reverts if the vault cannot pay. The contract logs
+    `AccountRestored`, then one `PositionRestored` per position, in the order given.
+    """
+    markets = [market for market, _, _ in positions]
+    sizes = [size for _, size, _ in positions]
+    entry_prices = [entry_price for _, _, entry_price in positions]
+    return Call(
+        addresses.perps,
+        encode_call(_perps(), "restore_account", account, collateral, markets, sizes, entry_prices),
+    )
+
+
 SETTLEMENT_POLICIES = ("debit-account", "charge-vault")
 
 
@@ -254,6 +276,8 @@ class PerpsTotals:
     liquidation_count: int
     total_l1_settled: int
     total_l1_settled_from_vault: int
+    total_restored_from_vault: int
+    total_restored_to_vault: int
 
 
 @dataclass(frozen=True)
@@ -337,6 +361,8 @@ def get_perps_totals(store: Store, root: bytes, addresses: ExchangeAddresses) ->
         "liquidation_count",
         "total_l1_settled",
         "total_l1_settled_from_vault",
+        "total_restored_from_vault",
+        "total_restored_to_vault",
     )
     values = [_view(store, root, addresses.perps, _perps(), name)[0] for name in names]
     return PerpsTotals(*values)
@@ -477,6 +503,29 @@ class L1WithdrawalSettled:
 
 
 @dataclass(frozen=True)
+class AccountRestored:
+    """`account` set back to a snapshot: its collateral is now `collateral` and it is flat.
+
+    `vault_delta` is the vault's change (old collateral - new collateral). The account's
+    restored positions follow as `PositionRestored` events in the same transaction.
+    """
+
+    account: bytes
+    collateral: int
+    vault_delta: int
+
+
+@dataclass(frozen=True)
+class PositionRestored:
+    """`account`'s position in `market` set to (`size`, `entry_price`) by a restore."""
+
+    account: bytes
+    market: int
+    size: int
+    entry_price: int
+
+
+@dataclass(frozen=True)
 class BridgeWithdrawalInitiated:
     """A withdrawal to L1 recorded by the bridge at `block_number`."""
 
@@ -505,6 +554,8 @@ ExchangeEvent = (
     | VaultFunded
     | Compensated
     | L1WithdrawalSettled
+    | AccountRestored
+    | PositionRestored
     | BridgeWithdrawalInitiated
     | DepositCredited
 )
@@ -520,6 +571,8 @@ _EVENT_TYPES = (
     ("perps", "VaultFunded", VaultFunded),
     ("perps", "Compensated", Compensated),
     ("perps", "L1WithdrawalSettled", L1WithdrawalSettled),
+    ("perps", "AccountRestored", AccountRestored),
+    ("perps", "PositionRestored", PositionRestored),
     ("bridge", "WithdrawalInitiated", BridgeWithdrawalInitiated),
     ("bridge", "DepositCredited", DepositCredited),
 )

@@ -25,6 +25,7 @@ from chain.blocks import Block
 from chain.exchange import (
     BPS,
     SIZE_UNIT,
+    AccountRestored,
     BadDebt,
     Compensated,
     Deposited,
@@ -32,6 +33,7 @@ from chain.exchange import (
     L1WithdrawalSettled,
     Liquidated,
     PerpsParams,
+    PositionRestored,
     PriceUpdated,
     Traded,
     Withdrawn,
@@ -129,6 +131,12 @@ def apply_event(index: ExchangeIndex, event: ExchangeEvent) -> None:
     elif isinstance(event, L1WithdrawalSettled):
         # Only the collateral part is the account's; the vault is not indexed.
         _add_collateral(index, event.account, -event.from_account)
+    elif isinstance(event, AccountRestored):
+        # The contract logs it with the account flat; its positions follow.
+        index.collateral[event.account] = event.collateral
+        index.positions.pop(event.account, None)
+    elif isinstance(event, PositionRestored):
+        _set_position(index, event.account, event.market, event.size, event.entry_price)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,14 @@
      into the bridge (where it would be had the withdrawal stood), taken from
      the account's collateral and/or the vault; it leaves the contract, so I1
      is unchanged and I2 subtracts `total_l1_settled`.
+     Selective restore (the DAO fork's irregular state change, done through the
+     contract): `restore_account` sets one account's collateral and positions
+     back to a snapshot. The collateral difference is paid by the vault (more
+     collateral: the vault pays it; less: the vault takes it), so value only
+     moves between the account and the vault and no ETH moves: I1 and I2 read
+     exactly as above. The gross flows are kept in `total_restored_from_vault`
+     (vault to collateral) and `total_restored_to_vault` (collateral to vault);
+     the vault's net change from restores is their difference, negated.
 """
 
 interface Oracle:
@@ -113,6 +121,18 @@ event L1WithdrawalSettled:
     from_account: uint256    # taken from the account's collateral
     from_vault: uint256      # taken from the vault
 
+event AccountRestored:
+    account: indexed(address)
+    collateral: uint256      # the account's collateral after the restore
+    vault_delta: int256      # the vault's change: old collateral - new collateral
+
+# After AccountRestored (which leaves the account flat), one per listed position.
+event PositionRestored:
+    account: indexed(address)
+    market: uint256
+    size: int256
+    entry_price: uint256
+
 event MarketsListed:
     num_markets: uint256
 
@@ -150,6 +170,9 @@ total_compensated: public(uint256)
 # Wei sent to the bridge by settle_l1_withdrawal (I2), and the vault's part of it.
 total_l1_settled: public(uint256)
 total_l1_settled_from_vault: public(uint256)
+# Collateral set by restore_account: paid by the vault, and taken back into it.
+total_restored_from_vault: public(uint256)
+total_restored_to_vault: public(uint256)
 shortfall_absorbed: public(uint256)
 bad_debt: public(uint256)
 unpaid_profit: public(HashMap[address, uint256])
@@ -515,6 +538,66 @@ def settle_l1_withdrawal(account: address, amount: uint256, charge_vault: bool, 
     # checks its code) and accept the value, or all of this reverts.
     extcall Bridge(bridge).fund_reserve(value=amount)
     return from_account
+
+
+@external
+def restore_account(
+    account: address,
+    collateral: uint256,
+    markets: DynArray[uint256, MAX_MARKETS],
+    sizes: DynArray[int256, MAX_MARKETS],
+    entry_prices: DynArray[uint256, MAX_MARKETS],
+):
+    """
+    @notice Set `account` back to a snapshot: collateral `collateral`, position
+            (sizes[i], entry_prices[i]) in markets[i], flat in every other
+            market. Owner only.
+    @dev The collateral difference is paid by the vault (collateral up: the
+         vault pays; down: the vault takes it); reverts if the vault cannot pay.
+         Open interest follows the positions exactly. Ignores margin on purpose
+         (a snapshot is restored as it was): the account may be liquidatable at
+         the current mark, for the keepers. Logs AccountRestored, then one
+         PositionRestored per listed market in the order given.
+    """
+    assert msg.sender == self.owner, "perps: not owner"
+    assert account != empty(address), "perps: zero account"
+    assert len(sizes) == len(markets) and len(entry_prices) == len(markets), "perps: length mismatch"
+    listed: uint256 = 0
+    for i: uint256 in range(len(markets), bound=MAX_MARKETS):
+        market: uint256 = markets[i]
+        assert market < self.num_markets, "perps: unknown market"
+        bit: uint256 = 1 << market
+        assert listed & bit == 0, "perps: duplicate market"
+        listed |= bit
+        # Flat is (0, 0); an open position always has a positive entry price.
+        assert (sizes[i] == 0) == (entry_prices[i] == 0), "perps: bad position"
+
+    old: uint256 = self.collateral[account]
+    vault_delta: int256 = convert(old, int256) - convert(collateral, int256)
+    if collateral > old:
+        paid: uint256 = collateral - old
+        assert paid <= self._vault, "perps: vault too small"
+        self._vault -= paid
+        self.total_collateral += paid
+        self.total_restored_from_vault += paid
+    else:
+        taken: uint256 = old - collateral
+        self._vault += taken
+        self.total_collateral -= taken
+        self.total_restored_to_vault += taken
+    self.collateral[account] = collateral
+
+    for market: uint256 in range(self.num_markets, bound=MAX_MARKETS):
+        size: int256 = self._positions[account][market].size
+        if size != 0:
+            self._set_position(account, market, size, 0, 0)
+    log AccountRestored(account=account, collateral=collateral, vault_delta=vault_delta)
+
+    for i: uint256 in range(len(markets), bound=MAX_MARKETS):
+        self._set_position(account, markets[i], 0, sizes[i], entry_prices[i])
+        log PositionRestored(
+            account=account, market=markets[i], size=sizes[i], entry_price=entry_prices[i],
+        )
 
 
 @nonreentrant
