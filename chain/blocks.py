@@ -13,9 +13,10 @@ from trie import HexaryTrie
 
 from chain.errors import ChainError
 from chain.state import ZERO_ADDRESS
-from chain.transactions import decode_transaction, encode_transaction
+from chain.transactions import MalformedTransactionError, decode_transaction, encode_transaction
 
 ZERO_HASH = b"\x00" * 32
+_HEADER_FIELD_COUNT = 9  # len(Header.to_rlp_list())
 
 
 class MalformedBlockError(ChainError):
@@ -109,6 +110,8 @@ def decode_block(raw: bytes) -> Block:
     """Decode `encode_block` output; raises `MalformedBlockError` on anything else."""
     try:
         header_items, tx_items = rlp.decode(raw)
+        if len(header_items) != _HEADER_FIELD_COUNT:
+            raise ValueError(f"{len(header_items)} header fields, expected {_HEADER_FIELD_COUNT}")
         ints = [rlp.sedes.big_endian_int.deserialize(header_items[i]) for i in (0, 6, 7, 8)]
         header = Header(
             height=ints[0],
@@ -121,9 +124,12 @@ def decode_block(raw: bytes) -> Block:
             fork_id=ints[2],
             gas_used=ints[3],
         )
-    except (rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError) as error:
+        transactions = tuple(decode_transaction(bytes(item)) for item in tx_items)
+    except (
+        rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError, MalformedTransactionError
+    ) as error:
         raise MalformedBlockError(raw, str(error)) from None
-    return Block(header, tuple(decode_transaction(bytes(item)) for item in tx_items))
+    return Block(header, transactions)
 
 
 def with_header(block: Block, **changes: object) -> Block:
