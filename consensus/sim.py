@@ -215,6 +215,7 @@ class SimNode:
     engine: Engine | None = None
     incarnation: int = 0
     committed_height: int = -1
+    decided: dict[int, Decide] = field(default_factory=dict)  # persisted with the chain, for catch-up
     last_round_seen: int = -1
 
 
@@ -330,7 +331,10 @@ class Simulation:
         height = max(self.config.start_height, node.committed_height + 1)
         resume = ResumePoint() if node.behaviour == "amnesia" else node.kit.get_resume_point(self.config.fork_id, height)
         node.last_round_seen = -1
-        self._apply(node, node.engine.on_start(height, resume))
+        # the certificates of committed heights persist with the chain: a node that restarts
+        # after deciding a height some peers still miss must still be able to hand it over
+        decided = [node.decided[h] for h in sorted(node.decided)]
+        self._apply(node, node.engine.on_start(height, resume, decided))
 
     # --- actions ----------------------------------------------------------------------------
 
@@ -361,6 +365,9 @@ class Simulation:
                                                    decide.block_hash, decide.payload, decide.certificate))
         self.trace._note(self.loop.now_us, "decide", node.index, decide.height, decide.block_hash)
         node.committed_height = max(node.committed_height, decide.height)
+        node.decided[decide.height] = decide
+        for old in [h for h in node.decided if h <= node.committed_height - node.engine.certificate_window]:
+            del node.decided[old]
         self._check_stop = True
         if decide.payload is not None:
             node.kit.app.commit(decide.height, decide.block_hash, decide.payload, decide.certificate)
@@ -423,6 +430,22 @@ def _message_id(message: Message) -> bytes:
     return message.signing_digest() + message.signature
 
 
+def build_network(config: SimConfig, size: int) -> Network:
+    """The simulated network of `config` for `size` nodes (topology and link randomness seeded)."""
+    master = random.Random(config.seed)
+    topology_rng = random.Random(master.getrandbits(64))
+    link_rng = random.Random(master.getrandbits(64))
+    if config.topology == "complete":
+        graph = build_complete_topology(size, config.latency_ms)
+    elif config.topology == "random-regular":
+        graph = build_random_regular_topology(size, config.degree, config.latency_ms, topology_rng)
+    elif config.topology == "geo":
+        graph = build_geo_cluster_topology(size, config.cluster_count, topology_rng)
+    else:
+        raise SimConfigError("topology", config.topology, f"expected one of {', '.join(TOPOLOGIES)}")
+    return Network(graph, config.link, link_rng, tuple(config.partitions))
+
+
 def create_simulation(config: SimConfig, validator_set: ValidatorSet,
                       make_node_kit: Callable[[int], NodeKit]) -> Simulation:
     """Build nodes, topology and the initial events of a run (nothing runs yet)."""
@@ -435,18 +458,7 @@ def create_simulation(config: SimConfig, validator_set: ValidatorSet,
     for crash in config.crashes:
         if not 0 <= crash.node < size:
             raise SimConfigError("crashes.node", crash.node, f"expected 0..{size - 1}")
-    master = random.Random(config.seed)
-    topology_rng = random.Random(master.getrandbits(64))
-    link_rng = random.Random(master.getrandbits(64))
-    if config.topology == "complete":
-        graph = build_complete_topology(size, config.latency_ms)
-    elif config.topology == "random-regular":
-        graph = build_random_regular_topology(size, config.degree, config.latency_ms, topology_rng)
-    elif config.topology == "geo":
-        graph = build_geo_cluster_topology(size, config.cluster_count, topology_rng)
-    else:
-        raise SimConfigError("topology", config.topology, f"expected one of {', '.join(TOPOLOGIES)}")
-    network = Network(graph, config.link, link_rng, tuple(config.partitions))
+    network = build_network(config, size)
     nodes = [SimNode(i, config.get_behaviour(i), make_node_kit(i)) for i in range(size)]
     honest = tuple(n.index for n in nodes if n.behaviour == "honest")
     members = tuple(n.index for n in nodes if n.behaviour == "equivocate")

@@ -40,6 +40,7 @@ from chain.exchange import (
     get_collateral,
     get_equity,
     get_position,
+    restore_account_call,
     settle_l1_withdrawal_call,
     sign_call,
 )
@@ -111,7 +112,8 @@ class Recovery:
     @property
     def surgery_digest(self) -> bytes:
         return compute_digest(
-            [[e.account, e.collateral, [list(p) for p in e.positions]] for e in self.surgery]
+            [[e.account, e.collateral, [[m, size % 2**256, entry] for m, size, entry in e.positions]]
+             for e in self.surgery]  # sizes in two's complement: RLP has no negative integers
         )
 
     @property
@@ -211,8 +213,6 @@ def compute_recovery(
         standing_withdrawals = {e.id for e in replayed if isinstance(e, BridgeWithdrawalInitiated)}
     else:
         assert mode == "selective-restore", mode
-        from chain.exchange import restore_account_call  # TODO(lead): top-level once it lands
-
         base = history.header_at(halt_height)
         entries = []
         for account in sorted(liquidated):

@@ -132,14 +132,16 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
             same and not changed,
             f"expected root equals the root committed at height {run.plan.target_height} and no account differs"
             if same and not changed else f"expected root 0x{run.plan.expected_root.hex()} vs snapshot 0x{snapshot.hex()}")
-    honest_hashes = {
-        run.recoveries[(run.plan.target_height, run.plan.halt_height)].expected_root
-    }
     wrong_root = [n.index for n in run.nodes if n.behaviour == "wrong-root"]
     if wrong_root:
+        honest_root = run.recoveries[(run.plan.target_height, run.plan.halt_height)].expected_root
+        theirs = {h: e for h, e in run.rejected_plans.items() if e["proposer"] in wrong_root}
+        everyone = {n.index for n in run.honest}
+        refused = all(set(e["rejected_by"]) == everyone for e in theirs.values())
         checks["byzantine_plan_rejected"] = _check(
-            run.plan.expected_root in honest_hashes,
-            f"wrong-root validators {wrong_root} never won a certificate: the certified plan is the honest one")
+            run.plan.expected_root == honest_root and run.plan.hash not in theirs and refused,
+            f"{len(theirs)} plans proposed by wrong-root validators {wrong_root}, each refused by every honest "
+            f"validator; the certified plan is the honest one")
 
     rejected, tried = replay_rejections(run)
     checks["replay_protection"] = _check(
@@ -190,9 +192,8 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
     scenario = run.scenario
     forensics = run_forensics(run)
     reference = run.reference.view.history
-    liquidated = list(dict.fromkeys(a for h, a in run.liquidations
-                                    if run.halt_height is None or h <= run.halt_height))
-    incident_liquidations = [1 for h, _ in run.liquidations if run.halt_height is None or h <= run.halt_height]
+    before_restore = [a for fork, _, a in run.liquidations if fork == 0]
+    liquidated = list(dict.fromkeys(before_restore))
     recovery = run.recovery
     plan = run.plan
     report = {
@@ -216,7 +217,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             "first_bad_height": run.first_bad_height,
             "detected_height": run.detected_height,
             "halt_height": run.halt_height,
-            "liquidations": len(incident_liquidations),
+            "liquidations": len(before_restore),
             "liquidated_accounts": [_hex(a) for a in liquidated],
         },
         "restore": None,
@@ -230,7 +231,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
                 for e in forensics.evidence
             ],
         },
-        "timeline": run.timeline.entries,
+        "timeline": sorted(run.timeline.entries, key=lambda entry: entry["time_s"]),
         "checks": {},
         "metrics": {},
     }
@@ -257,6 +258,11 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             },
             "restored_roots": {str(n.index): _hex(n.restored_root) for n in run.nodes
                                if n.restored_root is not None},
+            "rejected_plans": [
+                {"plan_hash": _hex(h), "proposer": e["proposer"], "reason": e["reason"],
+                 "rejected_by": sorted(e["rejected_by"])}
+                for h, e in sorted(run.rejected_plans.items(), key=lambda item: (str(item[1]["proposer"]), item[0]))
+            ],
         }
         report["reconciliation"] = {
             "policy": scenario.response.withdrawal_policy,

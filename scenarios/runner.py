@@ -49,9 +49,9 @@ from consensus.emergency import (
     verify_rollback_certificate,
 )
 from consensus.forensics import find_culprits
-from consensus.messages import CommitCertificate, ValidatorSet
+from consensus.messages import CommitCertificate, Proposal, ValidatorSet
 from consensus.network import LinkProfile, Partition, run_until, seconds_to_us
-from consensus.sim import SimConfig, Simulation, Trace, create_simulation
+from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
@@ -67,6 +67,7 @@ MAX_VIEW_SENDS = 3600
 PLAN_TIMEOUTS = TimeoutConfig(propose_s=5.0, propose_delta_s=2.0, prevote_s=1.0, precommit_s=1.0, commit_s=0.5)
 MAX_EVENTS_PER_PHASE = 2_000_000
 MIN_RESTART_BLOCKS = 3
+VIEW_GATHER_S = 2.0  # views gossip this long before the first plan is proposed (as in wen_restart)
 
 
 class RunFailed(AssertionError):
@@ -117,7 +118,7 @@ class Run:
     decoded: dict | None
     results: dict[int, ExecutionResult] = field(default_factory=dict)
     prices: dict[int, dict[int, int]] = field(default_factory=dict)
-    liquidations: list[tuple[int, bytes]] = field(default_factory=list)
+    liquidations: list[tuple[int, int, bytes]] = field(default_factory=list)  # (fork, height, account)
     timeline: Timeline = field(default_factory=Timeline)
     traces: list[tuple[str, Trace]] = field(default_factory=list)
     fork_id: int = 0
@@ -135,6 +136,9 @@ class Run:
     progress: Callable[[str, int, float], None] | None = None
     candidates: dict[tuple, list] = field(default_factory=dict)
     snapshot_root_before_restore: bytes | None = None
+    decided: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> hash
+    split_at: tuple[int, int] | None = None  # where two honest validators decided differently
+    rejected_plans: dict[bytes, dict] = field(default_factory=dict)
 
     @property
     def honest(self) -> list[Node]:
@@ -242,13 +246,18 @@ def _sim_config(run: Run, *, fork_id: int, start_height: int, start_s: float, ti
 
 def _on_commit(run: Run, node: Node, block: Block, result: ExecutionResult, now_s: float) -> None:
     height = block.height
+    if node.is_honest:
+        first = run.decided.setdefault((run.fork_id, height), block.hash)
+        if first != block.hash and run.split_at is None:
+            run.split_at = (run.fork_id, height)
+            run.timeline.note("agreement broken", now_s, height, "two honest validators decided different blocks")
     world = run.world
     if height not in run.results or run.results[height] is not result:
         if world.index.height == height - 1 and node.is_honest:
             run.results[height] = result
             events = world.observe(block, result)
             run.prices[height] = dict(world.index.prices)
-            run.liquidations += [(height, e.account) for e in events if isinstance(e, Liquidated)]
+            run.liquidations += [(run.fork_id, height, e.account) for e in events if isinstance(e, Liquidated)]
             if run.progress:
                 run.progress("chain" if run.fork_id == 0 else "restart", height, now_s)
     prices = run.prices.get(height)
@@ -307,6 +316,8 @@ def run_chain_phase(run: Run) -> float:
     holder.append(sim)
 
     def is_done() -> bool:
+        if run.split_at is not None:
+            return True  # nothing sound can be built on a split chain: stop and convict
         running = _running_honest(run, sim)
         return bool(running) and all(
             (n.view.halt_height is not None and n.view.history.height >= n.view.halt_height)
@@ -328,11 +339,19 @@ def sync_lagging_nodes(run: Run) -> None:
     """Honest nodes behind the reference copy its blocks, re-executing each (state sync)."""
     reference = max(run.honest, key=lambda n: (n.view.history.height, -n.index)).view.history
     for node in run.honest:
-        history = node.view.history
-        for height in range(history.height + 1, reference.height + 1):  # bounded by the gap
-            block = reference.block_at(height)
-            apply_block(run.store, history.head.state_root, block, cache=run.cache)
-            history.append(block)
+        align_history(run, node.view.history, reference)
+
+
+def align_history(run: Run, history: History, reference: History) -> None:
+    """Make `history` the reference's chain: keep the common prefix, re-execute the rest."""
+    common = min(history.height, reference.height)
+    while common > 0 and history.block_at(common).hash != reference.block_at(common).hash:
+        common -= 1  # bounded by the height
+    history.truncate_above(common)
+    for height in range(common + 1, reference.height + 1):
+        block = reference.block_at(height)
+        apply_block(run.store, history.head.state_root, block, cache=run.cache)
+        history.append(block)
 
 
 # ---------------------------------------------------------------- phase 3: the plan
@@ -352,8 +371,9 @@ def _make_view(run: Run, node: Node) -> HaltView | None:
     return sign_view(node.key.private_key, view)
 
 
-def _view_arrivals(run: Run, sim: Simulation, views: dict[int, HaltView], start_us: int) -> dict[tuple[int, int], int]:
+def _view_arrivals(run: Run, config: SimConfig, views: dict[int, HaltView], start_us: int) -> dict[tuple[int, int], int]:
     """When each view first reaches each validator: resent every second until it arrives."""
+    network = build_network(config, run.validator_set.size)
     arrivals: dict[tuple[int, int], int] = {}
     for sender in sorted(views):
         for receiver in range(run.validator_set.size):
@@ -362,7 +382,7 @@ def _view_arrivals(run: Run, sim: Simulation, views: dict[int, HaltView], start_
                 continue
             for attempt in range(MAX_VIEW_SENDS):
                 sent_us = start_us + seconds_to_us(attempt * VIEW_RESEND_S)
-                times = sim.network.plan_delivery_us(sender, receiver, sent_us)
+                times = network.plan_delivery_us(sender, receiver, sent_us)
                 if times:
                     arrivals[(sender, receiver)] = min(times)
                     break
@@ -411,14 +431,17 @@ def run_plan_phase(run: Run, start_s: float) -> float:
     views = {n.index: v for n in run.nodes if (v := _make_view(run, n)) is not None}
     holder: list[Simulation] = []
     new_fork = run.fork_id + 1
-    config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s,
+    config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s + VIEW_GATHER_S,
                          timeouts=PLAN_TIMEOUTS, label="plan")
-    arrivals_holder: dict = {}
+    view_config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s,
+                              timeouts=PLAN_TIMEOUTS, label="views")
+    arrivals = _view_arrivals(run, view_config, views, seconds_to_us(start_s))
+    run.timeline.note("views exchanged", start_s, None, f"{len(views)} signed halt views")
 
     def known_views(index: int) -> tuple[HaltView, ...]:
-        now_us = holder[0].loop.now_us if holder else seconds_to_us(start_s)
+        now_us = holder[0].loop.now_us if holder else seconds_to_us(start_s + VIEW_GATHER_S)
         return tuple(v for sender, v in sorted(views.items())
-                     if arrivals_holder.get((sender, index), 1 << 62) <= now_us)
+                     if arrivals.get((sender, index), 1 << 62) <= now_us)
 
     def on_certificate(index: int, plan: RestorePlan, certificate: CommitCertificate) -> None:
         node = run.nodes[index]
@@ -441,8 +464,6 @@ def run_plan_phase(run: Run, start_s: float) -> float:
 
     sim = create_simulation(config, run.validator_set, make_kit)
     holder.append(sim)
-    arrivals_holder.update(_view_arrivals(run, sim, views, sim.loop.now_us))
-    run.timeline.note("views exchanged", start_s, None, f"{len(views)} signed halt views")
 
     def is_done() -> bool:
         running = _running_honest(run, sim)
@@ -452,11 +473,16 @@ def run_plan_phase(run: Run, start_s: float) -> float:
     result = run_until(sim.loop, sim._handle, MAX_EVENTS_PER_PHASE, until_s=last_heal + 3600.0, stop=is_done)
     sim.trace.result = result
     run.traces.append(("plan", sim.trace))
-    for node in run.nodes:
-        rejections = getattr(sim.nodes[node.index].kit.app, "rejections", [])
-        if rejections and node.is_honest:
-            run.timeline.note("plan rejected", sim.loop.now_us / 1e6, None,
-                              f"validator {node.index}: {rejections[0]}")
+    proposers = {m.block_hash: m.proposer for m in sim.trace.messages if isinstance(m, Proposal)}
+    for node in run.honest:
+        for plan_hash, reason in sim.nodes[node.index].kit.app.rejections:
+            entry = run.rejected_plans.setdefault(plan_hash, {"proposer": proposers.get(plan_hash),
+                                                              "reason": reason, "rejected_by": []})
+            if node.index not in entry["rejected_by"]:
+                entry["rejected_by"].append(node.index)
+    for plan_hash, entry in sorted(run.rejected_plans.items(), key=lambda item: str(item[1]["proposer"])):
+        run.timeline.note("plan rejected", start_s, None,
+                          f"proposer {entry['proposer']}: {entry['reason']} (by {entry['rejected_by']})")
     return sim.loop.now_us / 1e6
 
 
@@ -492,6 +518,9 @@ def restore_all(run: Run, now_s: float) -> None:
     for node in run.honest:
         if node.plan_certificate is not None:
             apply_plan(run, node, plan, recovery)
+    for node in run.nodes:
+        if not node.is_honest and node.behaviour != "crash":
+            align_history(run, node.view.history, run.reference.view.history)
     run.timeline.note("restore", now_s, recovery.base_height, plan.mode)
     world = run.world
     if plan.mode in ("full-rollback", "rollback-replay"):
@@ -554,9 +583,8 @@ def run_restart_phase(run: Run, start_s: float) -> float:
 def execute_run(run: Run) -> float:
     """Run every phase; returns the virtual time at the end."""
     now_s = run_chain_phase(run)
-    if not _has_agreement(run):
-        run.timeline.note("agreement broken", now_s, None, "no restore on a split chain")
-        return now_s
+    if run.split_at is not None or not _has_agreement(run):
+        return now_s  # no restore on a split chain; the report convicts the culprits
     if run.detected_height is None:
         return now_s
     run.halt_height = run.reference.view.history.height

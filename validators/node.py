@@ -54,7 +54,11 @@ class NodeView:
     fork_id: int
     halt_height: int | None = None  # commit nothing above this height
     certificates: dict[int, CommitCertificate] = field(default_factory=dict)
+    unapplied: list[int] = field(default_factory=list)  # decided heights it could not append
 
+
+NOT_READY = b"not-ready"
+"""What a node that is behind (or off the fork) proposes: every validator rejects it."""
 
 BlockDecoder = Callable[[bytes, bytes], Block | None]
 
@@ -116,18 +120,27 @@ class ChainApp:
     def _is_halted_at(self, height: int) -> bool:
         return self.view.halt_height is not None and height > self.view.halt_height
 
+    def _is_ready(self, height: int) -> bool:
+        return height == self._head.height + 1
+
     def propose(self, height: int, round: int) -> tuple[bytes, bytes]:
         """An honest block: the mempool's candidates executed on the head."""
+        if not self._is_ready(height):
+            return keccak(NOT_READY), NOT_READY  # behind or off the fork: nothing sound to offer
         block = self._build(height)
         return block.hash, encode_block(block)
 
     def propose_conflicting(self, height: int, round: int) -> tuple[bytes, bytes]:
         """Another valid block for the same slot (same transactions, later timestamp)."""
+        if not self._is_ready(height):
+            return keccak(NOT_READY), NOT_READY
         block = self._build(height, timestamp_shift=1)
         return block.hash, encode_block(block)
 
     def propose_invalid(self, height: int, round: int) -> tuple[bytes, bytes]:
         """A block whose header claims a state root that execution does not give."""
+        if not self._is_ready(height):
+            return keccak(NOT_READY), NOT_READY
         honest = self._build(height)
         block = with_header(honest, state_root=keccak(b"wrong-root" + honest.header.state_root))
         return block.hash, encode_block(block)
@@ -158,7 +171,9 @@ class ChainApp:
         block = self.decode(block_hash, payload)
         assert block is not None, f"node {self.view.index} decided an undecodable block"
         head = self._head
-        assert height == head.height + 1, f"node {self.view.index} decided {height} on {head.height}"
+        if height != head.height + 1 or block.header.parent_hash != head.hash:
+            self.view.unapplied.append(height)  # behind or off the fork: state sync must fix it
+            return
         result = apply_block(self.view.history.store, head.state_root, block, cache=self.cache)
         self.view.history.append(block)
         self.view.certificates[height] = certificate
@@ -194,7 +209,7 @@ class PlanApp:
     known_views: Callable[[], tuple[HaltView, ...]]
     compute_plan: Callable[[tuple[HaltView, ...]], RestorePlan]
     on_certificate: Callable[[int, RestorePlan, CommitCertificate], None]
-    rejections: list[str] = field(default_factory=list)
+    rejections: list[tuple[bytes, str]] = field(default_factory=list)  # (plan hash, why)
 
     def _propose_plan(self) -> RestorePlan | None:
         try:
@@ -230,7 +245,8 @@ class PlanApp:
         """Recompute the plan from its views and this node's own chain; compare hashes."""
         plan = decode_plan(payload)
         if plan is None or plan.hash != block_hash:
-            self.rejections.append("undecodable plan")
+            reason = "the proposer held no quorum of views" if payload == INVALID_PLAN else "undecodable plan"
+            self.rejections.append((block_hash, reason))
             return False
         try:
             target = check_plan_shape(plan, self.validator_set)
@@ -239,12 +255,14 @@ class PlanApp:
                 raise PlanRejected(plan.hash, "snapshot root is not this node's root at the target")
             mine = self.compute_plan(plan.views)
         except EmergencyError as error:
-            self.rejections.append(str(error))
+            self.rejections.append((block_hash, str(error)))
             return False
         if mine.hash != plan.hash:
-            self.rejections.append(
-                f"plan 0x{plan.hash.hex()[:16]} differs from this node's 0x{mine.hash.hex()[:16]}"
-            )
+            differs = [name for name in ("target_height", "snapshot_root", "mode", "expected_root",
+                                         "surgery_digest", "replay_digest", "compensation_digest",
+                                         "reconciliation_digest", "halt_height")
+                       if getattr(mine, name) != getattr(plan, name)]
+            self.rejections.append((block_hash, f"differs from this validator's own plan in {', '.join(differs)}"))
             return False
         return True
 
