@@ -93,12 +93,37 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     return PrivateKey(private_key).sign_recoverable(digest, hasher=None)
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
     """Return the 64-byte public key that made `signature` over `digest`, or None if invalid.
 
-    Memoised: every simulated validator checks the same gossiped signatures.
+    Memoised while the signature memo is on (see `set_signature_memo`): every simulated
+    validator checks the same gossiped signatures.
     """
+    if _signature_memo_enabled:
+        return _recover_public_key_memo(digest, signature)
+    return _recover_public_key(digest, signature)
+
+
+def set_signature_memo(enabled: bool) -> None:
+    """Switch the memo of `recover_public_key` on or off (it starts on); either switch
+    empties it. Recovery is a pure function, so results, and every trace, are the same
+    either way: only the time differs."""
+    global _signature_memo_enabled
+    _signature_memo_enabled = bool(enabled)
+    _recover_public_key_memo.cache_clear()
+
+
+def is_signature_memo_enabled() -> bool:
+    """True while `recover_public_key` is memoised."""
+    return _signature_memo_enabled
+
+
+def get_signature_memo_size() -> int:
+    """How many recoveries the memo holds (0 while it is off)."""
+    return _recover_public_key_memo.cache_info().currsize
+
+
+def _recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
     if len(digest) != 32 or len(signature) != 65:
         return None
     try:
@@ -106,6 +131,10 @@ def recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
     except ValueError:
         return None
     return public.format(compressed=False)[1:]
+
+
+_recover_public_key_memo = functools.lru_cache(maxsize=1 << 16)(_recover_public_key)
+_signature_memo_enabled = True
 
 
 def is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:

@@ -13,16 +13,18 @@ signs by itself:
 
 Line numbers in comments refer to Algorithm 1 of the paper.
 
-Two additions the paper leaves to the gossip layer: a periodic `rebroadcast` timeout
-re-sends this node's own messages of the height (so partitions, drops and restarts heal),
-and a peer seen working on a height this node has decided gets the commit certificate
-(`Commit`) so it can catch up.
+Three additions the paper leaves to the gossip layer: a periodic `rebroadcast` timeout
+re-sends this node's own messages of the height (so partitions, drops and restarts heal);
+on the same beat a peer last seen in an earlier round of the height gets the votes that
+justify this node's round (the precommits of the round before it and the messages of the
+round itself), so it can time out or skip forward; and a peer seen working on a height
+this node has decided gets the commit certificate (`Commit`) so it can catch up.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Sequence, Union
 
 from consensus.messages import (
     PRECOMMIT,
@@ -190,6 +192,7 @@ class Engine:
     _proposals: dict[int, tuple[Proposal, bytes | None]] = field(default_factory=dict)
     _tallies: dict[tuple[int, str], VoteTally] = field(default_factory=dict)
     _round_senders: dict[int, set[int]] = field(default_factory=dict)
+    _peer_rounds: dict[int, int] = field(default_factory=dict)  # validator -> highest round seen signing
     _fired: set[tuple[str, int]] = field(default_factory=set)
     _valid_cache: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
     _own: list[tuple[SignedMessage, bytes | None]] = field(default_factory=list)
@@ -201,10 +204,16 @@ class Engine:
 
     # --- events ---------------------------------------------------------------------------
 
-    def on_start(self, height: int, resume: ResumePoint = ResumePoint()) -> list[Action]:
-        """Start (or restart) at `height`, from the journal's resume point."""
+    def on_start(self, height: int, resume: ResumePoint = ResumePoint(),
+                 decided: Sequence[Decide] = ()) -> list[Action]:
+        """Start (or restart) at `height`, from the journal's resume point. `decided` are
+        decisions the node persisted before (its chain's commits), kept to help peers that
+        are still working on those heights."""
         assert height >= 0
         actions: list[Action] = []
+        for decision in decided:
+            if height - self.certificate_window <= decision.height < height:
+                self._certificates[decision.height] = (decision.certificate, decision.payload)
         self._enter_height(height, resume, actions)
         return actions
 
@@ -294,6 +303,7 @@ class Engine:
         self._proposals = {}
         self._tallies = {}
         self._round_senders = {}
+        self._peer_rounds = {}
         self._fired = set()
         self._valid_cache = {}
         self._own = []
@@ -405,6 +415,8 @@ class Engine:
 
     def _note_sender(self, round: int, validator: int) -> None:
         self._round_senders.setdefault(round, set()).add(validator)
+        if round > self._peer_rounds.get(validator, -1):
+            self._peer_rounds[validator] = round
 
     # --- the upon rules ----------------------------------------------------------------------
 
@@ -527,6 +539,26 @@ class Engine:
         actions.append(Decide(self.height, round, block_hash, payload, certificate))
         actions.append(ScheduleTimeout("commit", self.height, round, self.timeouts.get_delay_s("commit", round)))
 
+    def _help_lagging_peers(self, actions: list[Action]) -> None:
+        # Own messages alone do not heal a round split: a peer that lost the nil precommits
+        # of round r stays in r forever once the nodes that sent them (too little power for
+        # f+1) have moved on to r+1 and re-send only round r+1. So relay what justified
+        # leaving: the precommits of the previous round (2f+1 when we timed out of it) and
+        # the messages of this round (f+1 when we skipped to it).
+        if self.round == 0 or self.index is None:
+            return
+        relay: list[tuple[Message, bytes | None]] = []
+        entry = self._proposals.get(self.round)
+        if entry is not None:
+            relay.append(entry)
+        for key in ((self.round - 1, PRECOMMIT), (self.round, PREVOTE), (self.round, PRECOMMIT)):
+            tally = self._tallies.get(key)
+            if tally is not None:
+                relay.extend((tally.votes[i], None) for i in sorted(tally.votes))
+        for peer in sorted(self._peer_rounds):
+            if peer != self.index and self._peer_rounds[peer] < self.round:
+                actions.extend(SendTo(peer, message, payload) for message, payload in relay)
+
     def _rebroadcast(self, actions: list[Action]) -> None:
         # Own messages of the current round, and own non-nil votes and proposals of earlier
         # rounds (a later proposal may need their polka; a laggard may need their commit).
@@ -543,4 +575,6 @@ class Engine:
         if self.decided:
             stored = self._certificates[self.height]
             actions.append(Broadcast(Commit(stored[0]), stored[1]))
+        else:
+            self._help_lagging_peers(actions)
         actions.append(ScheduleTimeout("rebroadcast", self.height, 0, self.timeouts.rebroadcast_s))

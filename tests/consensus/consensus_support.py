@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
+from pathlib import Path
 
 from consensus.messages import ValidatorSet
-from consensus.sim import BytesApp, NodeKit, SimConfig, Trace, run_simulation
-from validators.journal import MemoryJournal, get_resume_point, make_journaled_signer
+from consensus.sim import BytesApp, NodeKit, SimConfig, Trace, create_simulation, run_simulation
+from validators.journal import MemoryJournal, SignedRecord, SQLiteJournal, get_resume_point, make_journaled_signer
 from validators.keys import derive_validator_keys, make_raw_signer
 
 KEY_SEED = 7
@@ -22,87 +24,105 @@ def make_validator_set(count: int, powers: tuple[int, ...] | None = None) -> Val
     return ValidatorSet(tuple(k.public_key for k in keys), powers or (1,) * count)
 
 
-def make_kit_factory(count: int, journals: dict[int, MemoryJournal] | None = None):
-    """A `make_node_kit` for the bytes app with in-memory journals (kept in `journals`)."""
+class ReopenedSQLiteJournal:
+    """An SQLiteJournal on one file that a restart closes and opens again, as a process
+    restart would: nothing survives but what the file holds."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.opened = 0
+        self._db: SQLiteJournal | None = None
+        self.reopen()
+
+    def reopen(self) -> None:
+        self.close()
+        self._db = SQLiteJournal(self.path)
+        self.opened += 1
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def record(self, record: SignedRecord) -> None:
+        self._db.record(record)
+
+    def get_record(self, fork_id: int, height: int, round: int, step: str) -> SignedRecord | None:
+        return self._db.get_record(fork_id, height, round, step)
+
+    def get_last_signed(self, fork_id: int) -> SignedRecord | None:
+        return self._db.get_last_signed(fork_id)
+
+    def get_records_at(self, fork_id: int, height: int) -> tuple[SignedRecord, ...]:
+        return self._db.get_records_at(fork_id, height)
+
+
+def make_kit_factory(count: int, journals: dict | None = None, sqlite_dir: Path | None = None):
+    """A `make_node_kit` for the bytes app. Journals (kept in `journals`) are in memory, or
+    with `sqlite_dir` one SQLite file per node, closed and reopened at every (re)start: the
+    harness asks the kit for its resume point exactly when a node (re)starts."""
     keys = get_keys(count)
     journals = {} if journals is None else journals
+    if sqlite_dir is not None:
+        sqlite_dir.mkdir(parents=True, exist_ok=True)
 
     def make_node_kit(index: int) -> NodeKit:
-        journal = journals.setdefault(index, MemoryJournal())
+        if sqlite_dir is None:
+            journal = journals.setdefault(index, MemoryJournal())
+        else:
+            journal = journals.setdefault(index, ReopenedSQLiteJournal(sqlite_dir / f"journal-{index}.sqlite"))
+
+        def resume(fork_id: int, height: int):
+            if sqlite_dir is not None:
+                journal.reopen()
+            return get_resume_point(journal, fork_id, height)
+
         return NodeKit(
             app=BytesApp(index),
             signer=make_journaled_signer(keys[index], journal),
             raw_signer=make_raw_signer(keys[index]),
-            get_resume_point=lambda fork_id, height: get_resume_point(journal, fork_id, height),
+            get_resume_point=resume,
         )
 
     return make_node_kit
 
 
-def simulate(config: SimConfig, count: int, powers: tuple[int, ...] | None = None) -> Trace:
-    return run_simulation(config, make_validator_set(count, powers), make_kit_factory(count))
+def simulate(config: SimConfig, count: int, powers: tuple[int, ...] | None = None,
+             sqlite_dir: Path | None = None) -> Trace:
+    """Run `config` on `count` bytes-app validators (journals in memory, or SQLite files in
+    `sqlite_dir`, closed when the run ends)."""
+    journals: dict = {}
+    try:
+        return run_simulation(config, make_validator_set(count, powers), make_kit_factory(count, journals, sqlite_dir))
+    finally:
+        for journal in journals.values():
+            if isinstance(journal, ReopenedSQLiteJournal):
+                journal.close()
+
+
+def get_signing_times_us(config: SimConfig, count: int, node: int) -> list[int]:
+    """The distinct virtual times at which `node` signs something in a run of `config`."""
+    running: list = []
+    times: list[int] = []
+    make_plain_kit = make_kit_factory(count)
+
+    def make_node_kit(index: int) -> NodeKit:
+        kit = make_plain_kit(index)
+        if index != node:
+            return kit
+
+        def signer(message):
+            signed = kit.signer(message)
+            times.append(running[0].loop.now_us if running else 0)  # nodes start (and may sign) at 0
+            return signed
+
+        return replace(kit, signer=signer)
+
+    simulation = create_simulation(config, make_validator_set(count), make_node_kit)
+    running.append(simulation)
+    simulation.run()
+    return sorted(set(times))
 
 
 def is_bytes_block_valid(height: int, block_hash: bytes, payload: bytes | None) -> bool:
     return payload is not None and BytesApp(-1).is_valid(height, block_hash, payload)
-
-
-# --- hypothesis strategies for fault schedules ------------------------------------------------
-
-from hypothesis import strategies as st  # noqa: E402
-
-from consensus.network import CrashFault, LinkProfile, Partition  # noqa: E402
-from consensus.tendermint import TimeoutConfig  # noqa: E402
-
-BYZANTINE_BEHAVIOURS = ("crash", "equivocate", "withhold", "amnesia", "wrong-root")
-
-
-@st.composite
-def fault_schedules(draw, min_validators=4, max_validators=7, byzantine="minority",
-                    behaviours=BYZANTINE_BEHAVIOURS, crashes=True, partitions=True):
-    """(SimConfig, validator count, powers). byzantine: "minority" (< 1/3 power),
-    "third-or-more" (>= 1/3 power, all equivocating) or "none"."""
-    count = draw(st.integers(min_validators, max_validators))
-    powers = tuple(draw(st.lists(st.integers(1, 3), min_size=count, max_size=count)))
-    total = sum(powers)
-    order = draw(st.permutations(range(count)))
-    chosen: list[int] = []
-    if byzantine == "minority":
-        for index in order[: draw(st.integers(0, count))]:
-            if (sum(powers[i] for i in chosen) + powers[index]) * 3 < total:
-                chosen.append(index)
-        byz = tuple((i, draw(st.sampled_from(behaviours))) for i in sorted(chosen))
-    elif byzantine == "third-or-more":
-        for index in order:
-            if sum(powers[i] for i in chosen) * 3 >= total:
-                break
-            chosen.append(index)
-        byz = tuple((i, "equivocate") for i in sorted(chosen))
-    else:
-        byz = ()
-    topology = draw(st.sampled_from(["complete", "random-regular", "geo"]))
-    if topology == "random-regular" and count % 2:
-        topology = "complete"
-    link = LinkProfile(jitter_ms=draw(st.floats(0, 50)), drop_rate=draw(st.floats(0, 0.3)),
-                       duplicate_rate=draw(st.floats(0, 0.2)))
-    parts = ()
-    if partitions:
-        parts = tuple(
-            Partition(start, start + length, (tuple(sorted(order[: cut])),))
-            for start, length, cut in draw(st.lists(
-                st.tuples(st.floats(0, 10), st.floats(0, 15), st.integers(1, count - 1)), max_size=2))
-        )
-    crash_list = ()
-    if crashes:
-        honest = [i for i in range(count) if i not in chosen]
-        crash_list = tuple(
-            CrashFault(node, at, at + down)
-            for node, at, down in draw(st.lists(
-                st.tuples(st.sampled_from(honest), st.floats(0, 10), st.floats(0, 8)), max_size=3))
-        )
-    config = SimConfig(
-        seed=draw(st.integers(0, 2**32)), topology=topology, degree=4 if count > 4 else 3,
-        latency_ms=draw(st.floats(5, 200)), link=link, partitions=parts, crashes=crash_list, byzantine=byz,
-        timeouts=TimeoutConfig(), target_height=3, max_time_s=250.0, max_events=40_000,
-    )
-    return config, count, powers

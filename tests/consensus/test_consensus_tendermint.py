@@ -1,7 +1,7 @@
 """The engine alone, event by event: Algorithm 1's rules, without a network or a clock."""
 
 from consensus.messages import PRECOMMIT, PREVOTE, Proposal, SigningRefused, Vote, sign_message
-from consensus.tendermint import Broadcast, Decide, Engine, Refused, ResumePoint, ScheduleTimeout
+from consensus.tendermint import Broadcast, Decide, Engine, Refused, ResumePoint, ScheduleTimeout, SendTo
 from consensus_support import get_keys, make_validator_set
 from consensus.sim import BytesApp
 
@@ -133,3 +133,47 @@ def test_lagging_peer_gets_the_certificate_and_catches_up():
     assert reply.validator == 3
     actions = behind.on_message(reply.message, reply.payload)
     assert [a.block_hash for a in actions if isinstance(a, Decide)] == [prop.block_hash]
+
+
+def test_a_peer_left_in_an_earlier_round_gets_the_precommits_that_ended_it():
+    # the round-split stall: nodes ahead re-sent only their new round's messages, so a
+    # peer that had lost the nil precommits of round 0 could never leave it
+    ahead, behind = make_engine(0), make_engine(3)
+    ahead.on_start(HEIGHT)
+    behind.on_start(HEIGHT)
+    for engine in (ahead, behind):
+        engine.on_timeout("propose", HEIGHT, 0)
+    for v in (1, 2):
+        ahead.on_vote(vote(v, PREVOTE, None))
+        behind.on_vote(vote(v, PREVOTE, None))
+    ahead.on_vote(vote(3, PREVOTE, None))  # validator 3 was last seen in round 0
+    for v in (1, 2):
+        ahead.on_vote(vote(v, PRECOMMIT, None))
+    ahead.on_timeout("precommit", HEIGHT, 0)
+    assert ahead.round == 1 and behind.round == 0
+    relayed = [a.message for a in ahead.on_timeout("rebroadcast", HEIGHT, 0)
+               if isinstance(a, SendTo) and a.validator == 3]
+    precommits = [m for m in relayed if isinstance(m, Vote) and (m.round, m.step) == (0, PRECOMMIT)]
+    assert sorted(m.validator for m in precommits) == [0, 1, 2]
+    actions = [a for m in precommits for a in behind.on_vote(m)]
+    assert ScheduleTimeout("precommit", HEIGHT, 0, 0.5) in actions
+    behind.on_timeout("precommit", HEIGHT, 0)
+    assert behind.round == 1
+
+
+def test_a_restarted_engine_still_hands_over_the_certificates_it_decided():
+    ahead, behind = make_engine(0), make_engine(3)
+    ahead.on_start(HEIGHT)
+    behind.on_start(HEIGHT)
+    prop, payload = proposal()
+    ahead.on_proposal(prop, payload)
+    for v in (1, 2):
+        ahead.on_vote(vote(v, PREVOTE, prop.block_hash))
+    decided = [a for v in (1, 2) for a in ahead.on_vote(vote(v, PRECOMMIT, prop.block_hash)) if isinstance(a, Decide)]
+    restarted = make_engine(0)  # the crash lost the engine; the chain kept the decision
+    restarted.on_start(HEIGHT + 1, ResumePoint(), decided)
+    (nil_prevote,) = broadcasts(behind.on_timeout("propose", HEIGHT, 0))
+    (reply,) = restarted.on_vote(nil_prevote)
+    assert reply.validator == 3
+    assert [a.block_hash for a in behind.on_message(reply.message, reply.payload) if isinstance(a, Decide)] \
+        == [prop.block_hash]
