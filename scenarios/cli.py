@@ -123,3 +123,7 @@ def compute_first_sentence(text: str) -> str:
         if c in ".!?" and (i + 1 == len(flat) or flat[i + 1] == " "):
             return flat[: i + 1]
     return flat
+
+
+if __name__ == "__main__":
+    main()

@@ -413,8 +413,9 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
         render_summary(report, console)
     if not ok:
         failed = [name for name, check in report["checks"].items() if not check["ok"]]
-        console.print(f"[red]check failed: {', '.join(failed)}[/red] (seed {scenario.seed}); reproduce with: {reproduce}",
-                      highlight=False)
+        # Plain text, never wrapped: the last thing said is the command that replays the failure.
+        sys.stderr.write(f"l2sim: check failed: {', '.join(failed)} (seed {scenario.seed}); "
+                         f"reproduce with: {reproduce}\n")
     return ok
 
 

@@ -67,6 +67,7 @@ MAX_VIEW_SENDS = 3600
 PLAN_TIMEOUTS = TimeoutConfig(propose_s=5.0, propose_delta_s=2.0, prevote_s=1.0, precommit_s=1.0, commit_s=0.5)
 MAX_EVENTS_PER_PHASE = 2_000_000
 MIN_RESTART_BLOCKS = 3
+PLAN_MAX_WAIT_S = 600.0  # after the last partition heals, give up on a certificate (and say so)
 VIEW_GATHER_S = 2.0  # views gossip this long before the first plan is proposed (as in wen_restart)
 
 
@@ -470,7 +471,7 @@ def run_plan_phase(run: Run, start_s: float) -> float:
         return bool(running) and all(n.plan_certificate is not None for n in running)
 
     last_heal = max([p.end_s for p in run.scenario.network.partitions] + [start_s])
-    result = run_until(sim.loop, sim._handle, MAX_EVENTS_PER_PHASE, until_s=last_heal + 3600.0, stop=is_done)
+    result = run_until(sim.loop, sim._handle, MAX_EVENTS_PER_PHASE, until_s=last_heal + PLAN_MAX_WAIT_S, stop=is_done)
     sim.trace.result = result
     run.traces.append(("plan", sim.trace))
     proposers = {m.block_hash: m.proposer for m in sim.trace.messages if isinstance(m, Proposal)}
@@ -593,7 +594,8 @@ def execute_run(run: Run) -> float:
     run.timeline.note("pause ends", resume_s, run.halt_height, f"{run.scenario.response.pause_s:.0f} s halted")
     now_s = run_plan_phase(run, resume_s)
     if run.plan is None:
-        run.timeline.note("no certificate", now_s, None, "the validators never agreed a plan")
+        run.timeline.note("no certificate", now_s, None,
+                          f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last heal")
         return now_s
     restore_all(run, now_s)
     return run_restart_phase(run, now_s)

@@ -1,0 +1,195 @@
+"""The whole run, end to end: every bundled scenario (scaled down) holds all its checks, the
+restore does what the certificate says, old transactions cannot be replayed, and the same
+seed gives the same digest in any process."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain.diff import diff_roots
+from chain.execution import build_block
+from chain.state import get_balance
+from scenarios.loader import get_bundled_names, load_scenario
+from scenarios.report import build_report, is_report_ok
+from scenarios.runner import apply_plan, run_scenario_once
+
+SMALL = """
+[chain]
+accounts = 200
+heights = 26
+[incident]
+start_height = {start}
+duration_blocks = {duration}
+[detection]
+delay_blocks = {delay}
+[workload]
+traders = 60
+keepers = 2
+profit_takers = 4
+trade_probability = 0.05
+max_liquidations_per_keeper = 20
+"""
+
+
+def write_small(tmp_path: Path, extends: str, *, start=10, duration=4, delay=2, extra="") -> Path:
+    """A scaled-down copy of a bundled scenario: same faults and response, fewer accounts."""
+    path = tmp_path / f"small-{extends}.toml"
+    text = f'name = "small-{extends}"\nextends = "{extends}"\n' + SMALL.format(
+        start=start, duration=duration, delay=delay) + extra
+    path.write_text(text)
+    return path
+
+
+def run_small(tmp_path, extends="paradex-2026", memo=True, **kwargs):
+    scenario = load_scenario(str(write_small(tmp_path, extends, **kwargs)))
+    run, virtual_s, wall_s = run_scenario_once(scenario, memo=memo)
+    return run, build_report(run, virtual_s, wall_s)
+
+
+@pytest.fixture(scope="module")
+def paradex_small(tmp_path_factory):
+    return run_small(tmp_path_factory.mktemp("paradex"))
+
+
+def failed(report):
+    return {name: check["detail"] for name, check in report["checks"].items() if not check["ok"]}
+
+
+# ---------------------------------------------------------------- properties
+
+
+@pytest.mark.parametrize("name", get_bundled_names())
+def test_every_bundled_scenario_holds_all_its_checks(tmp_path, name):
+    run, report = run_small(tmp_path, name)
+    assert is_report_ok(report), failed(report)
+    assert report["schema_version"] == 1 and report["scenario"] == f"small-{name}"
+    if name == "final-withdrawals":
+        assert report["reconciliation"]["irreversible"], "withdrawals final inside the window are listed"
+
+
+def test_full_rollback_lands_every_honest_validator_on_the_snapshot(paradex_small):
+    run, report = paradex_small
+    plan = run.plan
+    assert plan is not None and plan.mode == "full-rollback"
+    snapshot = run.snapshot_root_before_restore
+    assert plan.expected_root == snapshot
+    for node in run.honest:
+        assert node.restored_root == plan.expected_root
+        assert node.view.history.root_at(plan.target_height) == snapshot
+    # every account's balance equals its snapshot balance: nothing differs at all
+    assert diff_roots(run.store, snapshot, plan.expected_root).accounts == ()
+    for address in run.world.market.all_addresses[:50]:
+        assert get_balance(run.store, plan.expected_root, address) == get_balance(run.store, snapshot, address)
+    assert report["restore"]["expected_state_root"] == report["restore"]["snapshot_state_root"]
+
+
+def test_the_discarded_window_cannot_be_replayed(paradex_small):
+    run, _ = paradex_small
+    head = run.reference.view.history.head
+    old = run.recovery.discarded_transactions
+    assert old, "the incident window held transactions"
+    built = build_block(run.store, head, old, proposer=head.proposer, timestamp=head.timestamp + 1,
+                        fork_id=head.fork_id)
+    assert built.block.transactions == () and len(built.rejected) == len(old)
+    assert all("chain id" in r.reason for r in built.rejected)
+
+
+def test_a_restored_root_that_misses_the_certificate_halts_the_validator(paradex_small):
+    run, _ = paradex_small
+    from dataclasses import replace
+
+    node = run.honest[-1]
+    lying = replace(run.plan, expected_root=b"\x11" * 32)
+    apply_plan(run, node, lying, run.recovery)
+    assert node.restore_error is not None and "expected" in node.restore_error
+
+
+def test_compensation_is_paid_from_the_vault_in_the_first_block_after_restart(paradex_small):
+    run, report = paradex_small
+    entries = report["compensation"]["entries"]
+    assert report["compensation"]["total"] == sum(e["amount"] for e in entries)
+    first = run.reference.view.history.block_at(run.recovery.restart_height)
+    ledger = run.recovery.restart_transactions
+    assert tuple(tx.hash for tx in first.transactions[: len(ledger)]) == tuple(tx.hash for tx in ledger)
+    assert report["checks"]["compensation_paid"]["ok"]
+
+
+@settings(max_examples=3, deadline=None)
+@given(start=st.integers(6, 12), duration=st.integers(1, 5), delay=st.integers(0, 3))
+def test_any_incident_start_length_and_detection_delay_recovers(tmp_path_factory, start, duration, delay):
+    run, report = run_small(tmp_path_factory.mktemp("h"), start=start, duration=duration, delay=delay)
+    assert is_report_ok(report), failed(report)
+    assert run.plan.target_height == start - 1
+    assert run.halt_height == start + delay
+
+
+def test_a_partition_during_the_vote_never_yields_two_certificates(tmp_path):
+    extra = "\n[[network.partitions]]\nstart_s = 5.0\nend_s = 700.0\ngroups = [[0, 1], [2, 3]]\n"
+    path = write_small(tmp_path, "paradex-2026", extra="\n[response]\npause_s = 600.0\n" + extra)
+    run, virtual_s, wall_s = run_scenario_once(load_scenario(str(path)))
+    plan_decisions = {d.block_hash for label, trace in run.traces if label == "plan" for d in trace.decisions}
+    assert len(plan_decisions) == 1
+    report = build_report(run, virtual_s, wall_s)
+    assert is_report_ok(report), failed(report)
+    certified_at = next(e["time_s"] for e in report["timeline"] if e["event"] == "rollback certificate")
+    assert certified_at >= 700.0  # not before the partition healed: neither side holds 2/3
+
+
+def test_execution_memo_does_not_change_the_report(tmp_path):
+    _, with_memo = run_small(tmp_path, memo=True)
+    _, without = run_small(tmp_path, memo=False)
+    assert with_memo["digest"] == without["digest"]
+
+
+def test_no_certificate_without_two_thirds_of_honest_power_exits_1(tmp_path):
+    extra = '\n[validators]\nbyzantine = [{ index = 0, behaviour = "crash" }, { index = 1, behaviour = "wrong-root" }]\n'
+    path = write_small(tmp_path, "paradex-2026", extra=extra)
+    result = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path), "--quiet", "--seed", "3"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert f"reproduce with: l2sim run {path} --seed 3" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- determinism and the command
+
+
+def _digest_in_subprocess(path: Path, hash_seed: str) -> str:
+    env = dict(os.environ, PYTHONHASHSEED=hash_seed)
+    out = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path), "--json", "-", "--quiet"],
+                         capture_output=True, text=True, env=env, timeout=600, check=True).stdout
+    return json.loads(out)["digest"]
+
+
+def test_same_seed_same_digest_across_processes_and_hash_seeds(tmp_path):
+    path = write_small(tmp_path, "paradex-2026")
+    assert _digest_in_subprocess(path, "0") == _digest_in_subprocess(path, "12345")
+
+
+def test_data_dir_is_readable_by_inspect(tmp_path):
+    path = write_small(tmp_path, "paradex-2026")
+    data = tmp_path / "run"
+    cli = [sys.executable, "-m", "scenarios.cli"]
+    subprocess.run(cli + ["run", str(path), "--quiet", "--data-dir", str(data)], check=True, timeout=600)
+    report = json.loads((data / "report.json").read_text())
+    account = report["incident"]["liquidated_accounts"][0]
+    out = subprocess.run(cli + ["inspect", str(data), "--height", "3", "--account", account, "--json"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    state = json.loads(out)
+    assert state["height"] == 3 and state["state_root"].startswith("0x") and state["balance"] > 0
+    final = json.loads(subprocess.run(cli + ["inspect", str(data), "--height", str(report["chain"]["final_height"]),
+                                             "--json"], capture_output=True, text=True, check=True).stdout)
+    assert final["state_root"] == report["chain"]["final_state_root"]
+    bad = subprocess.run(cli + ["inspect", str(data), "--height", "999999"], capture_output=True, text=True)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_the_installed_console_script_runs():
+    result = subprocess.run(["l2sim", "list"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0
+    assert "paradex-2026" in result.stdout
