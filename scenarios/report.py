@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chain.diff import diff_roots
 from chain.errors import ChainError
-from chain.exchange import get_final_withdrawals, get_perps_totals
+from chain.exchange import Liquidated, Traded, decode_events, get_perps_totals
 from chain.execution import apply_block
 from chain.history import History
 from chain.state import get_account
@@ -231,6 +231,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
                 for e in forensics.evidence
             ],
         },
+        "oracle": _stale_oracle_section(run),
         "timeline": sorted(run.timeline.entries, key=lambda entry: entry["time_s"]),
         "checks": {},
         "metrics": {},
@@ -290,6 +291,28 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
     }
     report["digest"] = compute_digest(report)
     return report
+
+
+def _stale_oracle_section(run: Run) -> dict:
+    """What happened while feeds still posted pre-halt prices after the restart."""
+    stale = run.scenario.oracle.stale_after_restart_blocks
+    section = {"stale_after_restart_blocks": stale, "stale_heights": None,
+               "liquidations_on_stale_prices": 0, "trades_on_stale_prices": 0}
+    if not stale or run.recovery is None:
+        return section
+    low, high = run.recovery.restart_height, run.stale_until_height
+    section["stale_heights"] = [low, high]
+    addresses = run.world.market.addresses
+    for height in range(low, high + 1):
+        result = run.results.get(height)
+        if result is None:
+            continue
+        for event in decode_events(addresses, result.receipts):
+            if isinstance(event, Liquidated):
+                section["liquidations_on_stale_prices"] += 1
+            elif isinstance(event, Traded):
+                section["trades_on_stale_prices"] += 1
+    return section
 
 
 def compute_digest(report: dict) -> str:
@@ -353,6 +376,11 @@ def render_summary(report: dict, console) -> None:
         for entry in comp["entries"][:5]:
             top.add_row(entry["account"], _usd(entry["amount"]))
         console.print(top)
+    oracle = report["oracle"]
+    if oracle["stale_heights"]:
+        console.print(f"Stale feeds: heights {oracle['stale_heights'][0]}-{oracle['stale_heights'][1]} ran on pre-halt "
+                      f"prices: {oracle['trades_on_stale_prices']} trades, "
+                      f"{oracle['liquidations_on_stale_prices']} liquidations")
     if report["forensics"]["culprits"]:
         console.print(f"Forensics: validators {report['forensics']['culprits']} convicted by their signed messages")
     checks = Table(title="Checks")

@@ -49,7 +49,13 @@ from consensus.emergency import (
     verify_rollback_certificate,
 )
 from consensus.forensics import find_culprits
-from consensus.messages import CommitCertificate, Proposal, ValidatorSet
+from consensus.messages import (
+    CommitCertificate,
+    Proposal,
+    ValidatorSet,
+    is_signature_memo_enabled,
+    set_signature_memo,
+)
 from consensus.network import LinkProfile, Partition, run_until, seconds_to_us
 from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
 from consensus.tendermint import TimeoutConfig
@@ -668,9 +674,18 @@ def replay_rejections(run: Run) -> tuple[int, int]:
 
 def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True,
                       progress: Callable[[str, int, float], None] | None = None) -> tuple[Run, float, float]:
-    """Prepare and execute a run; returns (run, virtual seconds, wall seconds)."""
+    """Prepare and execute a run; returns (run, virtual seconds, wall seconds).
+
+    `memo=False` turns off both memos (execution across honest validators, signature checks):
+    the report must be byte-identical either way.
+    """
     started = time.perf_counter()
-    run = prepare_run(scenario, data_dir=data_dir, memo=memo)
-    run.progress = progress
-    virtual_s = execute_run(run)
+    memo_was = is_signature_memo_enabled()
+    set_signature_memo(memo)  # execution and signature memos go together: both must be invisible
+    try:
+        run = prepare_run(scenario, data_dir=data_dir, memo=memo)
+        run.progress = progress
+        virtual_s = execute_run(run)
+    finally:
+        set_signature_memo(memo_was)
     return run, virtual_s, time.perf_counter() - started
