@@ -94,8 +94,9 @@ def _index_trie_root(items: Sequence[bytes]) -> bytes:
     if not items:
         return BLANK_ROOT_HASH
     trie = HexaryTrie({})
-    for index, item in enumerate(items):
-        trie[rlp.encode(index)] = item
+    with trie.squash_changes() as batch:  # one pass of node writes instead of one per item
+        for index, item in enumerate(items):
+            batch[rlp.encode(index)] = item
     return trie.root_hash
 
 

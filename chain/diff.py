@@ -109,8 +109,19 @@ def _diff_nodes(store: Store, a: object, b: object, path: tuple[int, ...]):
     """Walk the subtrees referenced by `a` and `b` at `path`, skipping identical references."""
     if a == b:
         return
-    value_a, children_a = _expand(store, a)
-    value_b, children_b = _expand(store, b)
+    node_a, node_b = _load(store, a), _load(store, b)
+    if _is_leaf_or_blank(node_a) or _is_leaf_or_blank(node_b):
+        # One side holds at most one key: compare key by key instead of splitting the leaf
+        # into one virtual node per nibble. Every key of the other side differs anyway.
+        left = dict(_leaves(store, node_a, path))
+        right = dict(_leaves(store, node_b, path))
+        for key in sorted(left.keys() | right.keys()):
+            value_a, value_b = left.get(key, _BLANK), right.get(key, _BLANK)
+            if value_a != value_b:
+                yield key, value_a, value_b
+        return
+    value_a, children_a = _expand(store, node_a)
+    value_b, children_b = _expand(store, node_b)
     if value_a != value_b:
         yield path, value_a, value_b
     for nibble in range(16):
@@ -120,26 +131,45 @@ def _diff_nodes(store: Store, a: object, b: object, path: tuple[int, ...]):
 _NO_CHILDREN = (_BLANK,) * 16
 
 
-def _expand(store: Store, ref: object) -> tuple[bytes, tuple[object, ...]]:
-    """A node seen as a branch: (value stored here, 16 child references).
-
-    Leaves and extensions are split one nibble at a time into virtual nodes; a virtual
-    node is an inline list, so two equal ones still compare equal and are skipped.
-    """
+def _load(store: Store, ref: object) -> list | None:
+    """The node a reference points at (a hash is looked up, an inline node is itself)."""
     if ref == _BLANK:
-        return _BLANK, _NO_CHILDREN
-    node = rlp.decode(store[ref]) if isinstance(ref, bytes) and len(ref) == 32 else ref
+        return None
+    return rlp.decode(store[ref]) if isinstance(ref, bytes) and len(ref) == 32 else ref
+
+
+def _is_leaf_or_blank(node: list | None) -> bool:
+    return node is None or (len(node) == 2 and bool(node[0][0] >> 4 & 2))
+
+
+def _leaves(store: Store, node: list | None, path: tuple[int, ...]):
+    """Every (key nibbles, value) below a loaded node."""
+    if node is None:
+        return
+    if len(node) == 17:
+        if node[16]:
+            yield path, node[16]
+        for nibble in range(16):
+            yield from _leaves(store, _load(store, node[nibble]), path + (nibble,))
+        return
+    nibbles, is_leaf = _decode_hex_prefix(node[0])
+    if is_leaf:
+        yield path + nibbles, node[1]
+    else:
+        yield from _leaves(store, _load(store, node[1]), path + nibbles)
+
+
+def _expand(store: Store, node: list) -> tuple[bytes, tuple[object, ...]]:
+    """A branch or extension node seen as a branch: (value stored here, 16 child references).
+
+    An extension is split one nibble at a time into virtual nodes; a virtual node is an
+    inline list, so two equal ones still compare equal and are skipped.
+    """
     if len(node) == 17:
         return node[16], tuple(node[:16])
     nibbles, is_leaf = _decode_hex_prefix(node[0])
-    if is_leaf and not nibbles:
-        return node[1], _NO_CHILDREN
-    if not is_leaf and not nibbles:  # an empty extension never occurs in a canonical trie
-        return _expand(store, node[1])
-    rest = node[1] if (not is_leaf and len(nibbles) == 1) else [
-        _encode_hex_prefix(nibbles[1:], is_leaf),
-        node[1],
-    ]
+    assert not is_leaf and nibbles, "leaves are compared key by key, never expanded"
+    rest = node[1] if len(nibbles) == 1 else [_encode_hex_prefix(nibbles[1:], False), node[1]]
     children = [_BLANK] * 16
     children[nibbles[0]] = rest
     return _BLANK, tuple(children)
