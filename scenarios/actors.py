@@ -227,6 +227,7 @@ class World:
         self.store = store
         self.genesis = genesis
         self.fork_id = 0
+        self.price_offset = 0
         self.price_path = PricePath(market.scenario, market.seed)
         self.index = index_from_events(0, decode_events(market.addresses, genesis.receipts))
         self._snapshots: dict[int, ExchangeIndex] = {0: self.index.copy()}
@@ -300,15 +301,29 @@ class World:
         self._snapshots[self.index.height] = self.index.copy()
 
     # -- prices ---------------------------------------------------------------------
-    def reference_prices(self, height: int) -> dict[int, int]:
-        """The true price of every market at `height` (what the world outside trades at)."""
-        return self.price_path.at(height)
+    def reference_prices(self, height: int, offset: int | None = None) -> dict[int, int]:
+        """The true price of every market at `height` (what the world outside trades at).
+
+        Heights stand still during a halt but markets do not: after a restart the path runs
+        `price_offset` steps ahead (the blocks the halt and the discarded window would have
+        held), unless another `offset` is given.
+        """
+        return self.price_path.at(height + (self.price_offset if offset is None else offset))
+
+    def set_price_offset(self, offset: int) -> None:
+        """Make the reference price path run `offset` steps ahead of the height (after a halt)."""
+        assert offset >= 0
+        self.price_offset = offset
 
     def posted_prices(self, height: int) -> dict[int, int]:
-        """What the price API posts at `height`: the true prices, or the glitch's bad price."""
+        """What the price API posts at `height`: the true prices, or the glitch's bad price.
+
+        The glitch belongs to the first fork: the migration is fixed during the halt, so a
+        restarted chain passing the same heights again posts true prices.
+        """
         prices = self.reference_prices(height)
         glitch = self.market.glitch
-        if glitch is not None and glitch.is_active(height):
+        if glitch is not None and self.fork_id == 0 and glitch.is_active(height):
             prices[glitch.market] = glitch.bad_price
         return prices
 

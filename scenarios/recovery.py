@@ -102,6 +102,7 @@ class Recovery:
     restart_transactions: tuple[SignedTransactionAPI, ...]
     counterfactual_root: bytes
     liquidated_accounts: tuple[bytes, ...]
+    price_offset: int  # how far ahead of the height the true price path runs after the restart
     discarded_transactions: tuple[SignedTransactionAPI, ...] = field(default=())
 
     @property
@@ -179,6 +180,7 @@ def compute_recovery(
     old_fork_id: int,
     new_fork_id: int,
     finality_blocks: int,
+    pause_blocks: int,
 ) -> Recovery:
     """The restore of `history` (halted at `halt_height`) to `target_height` under `mode`."""
     assert 0 <= target_height < halt_height <= history.height, "target below halt below head"
@@ -251,11 +253,14 @@ def compute_recovery(
 
     counterfactual = _replay_with_true_prices(store, world, snapshot, window)
     restart_height = post_header.height + 1
+    # The market kept moving while the chain was halted: the restart price is the true price
+    # as many blocks later as the discarded window and the pause would have held.
+    price_offset = halt_height - base.height + pause_blocks
     reporter = world.market.reporter
     price_probe = build_block(
         store, post_header,
         [world.price_transaction(restart_height, get_nonce(store, post_root, reporter.address),
-                                 world.reference_prices(restart_height))],
+                                 world.reference_prices(restart_height, offset=price_offset))],
         proposer=ZERO_ADDRESS, timestamp=post_header.timestamp + 1, fork_id=old_fork_id,
     ).block.header.state_root
     compensation = []
@@ -294,6 +299,7 @@ def compute_recovery(
         restart_transactions=tuple(restart),
         counterfactual_root=counterfactual,
         liquidated_accounts=liquidated,
+        price_offset=price_offset,
         discarded_transactions=discarded,
     )
 

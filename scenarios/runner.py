@@ -415,6 +415,7 @@ def compute_plan_for(run: Run, node: Node, views: tuple[HaltView, ...]) -> Resto
             old_fork_id=run.fork_id,
             new_fork_id=run.fork_id + 1,
             finality_blocks=run.scenario.chain.finality_blocks,
+            pause_blocks=int(run.scenario.response.pause_s / run.scenario.chain.block_time_s),
         )
         run.recoveries[key] = recovery
     return RestorePlan(
@@ -544,6 +545,7 @@ def restore_all(run: Run, now_s: float) -> None:
             world.resync_accounts(result.state_root, [e.account for e in recovery.surgery])
     run.fork_id = plan.new_fork_id
     world.set_fork(plan.new_fork_id)
+    world.set_price_offset(recovery.price_offset)
     for node in run.nodes:
         node.view.fork_id = plan.new_fork_id
         node.view.halt_height = None
