@@ -262,3 +262,18 @@ def exchange() -> Exchange:
 def make_exchange():
     """Factory: make_exchange(vault_usd=..., **perps_params) -> a fresh Exchange."""
     return deploy_exchange
+
+
+def check_identities(exchange) -> None:
+    """Both conservation identities of the perps contract, to the wei."""
+    perps = exchange.perps
+    balance = exchange.evm.balance(perps.address)
+    assert balance == perps.call("accounted_balance")
+    assert balance == perps.call("total_collateral") + perps.call("vault_balance") + perps.call("fees_accrued")
+    assert balance == (
+        perps.call("total_deposited")
+        + perps.call("total_vault_funded")
+        - perps.call("total_withdrawn")
+        - perps.call("total_fees_collected")
+        - perps.call("total_l1_settled")
+    )

@@ -11,7 +11,7 @@ import pytest
 from chain.exchange import ExchangeAddresses, L1WithdrawalSettled, decode_log, settle_l1_withdrawal_call
 from scenarios.actors import ExchangeIndex, apply_event
 
-from .conftest import BASE, BTC, USD, deploy_exchange
+from .conftest import BASE, BTC, USD, deploy_exchange, check_identities
 
 FINALITY_BLOCKS = 10
 DEBIT_ACCOUNT, CHARGE_VAULT = False, True
@@ -25,20 +25,6 @@ def world():
     bridge = exchange.evm.deploy(exchange.owner, "bridge", relayer.address, FINALITY_BLOCKS)
     trader = exchange.trader(deposit_usd=3_000)
     return exchange, bridge, trader
-
-
-def check_identities(exchange) -> None:
-    perps = exchange.perps
-    balance = exchange.evm.balance(perps.address)
-    assert balance == perps.call("accounted_balance")
-    assert balance == perps.call("total_collateral") + perps.call("vault_balance") + perps.call("fees_accrued")
-    assert balance == (
-        perps.call("total_deposited")
-        + perps.call("total_vault_funded")
-        - perps.call("total_withdrawn")
-        - perps.call("total_fees_collected")
-        - perps.call("total_l1_settled")
-    )
 
 
 def snapshot(exchange, bridge, account) -> dict:

@@ -19,24 +19,10 @@ from chain.exchange import (
 )
 from scenarios.actors import ExchangeIndex, apply_event
 
-from .conftest import BASE, BTC, ETH, SOL, USD, deploy_exchange
+from .conftest import BASE, BTC, ETH, SOL, USD, deploy_exchange, check_identities
 from .test_perps_conservation import apply_operation, check_conservation, check_open_interest, operations
 
 MARKETS = (BTC, ETH, SOL)
-
-
-def check_identities(exchange) -> None:
-    perps = exchange.perps
-    balance = exchange.evm.balance(perps.address)
-    assert balance == perps.call("accounted_balance")
-    assert balance == perps.call("total_collateral") + perps.call("vault_balance") + perps.call("fees_accrued")
-    assert balance == (
-        perps.call("total_deposited")
-        + perps.call("total_vault_funded")
-        - perps.call("total_withdrawn")
-        - perps.call("total_fees_collected")
-        - perps.call("total_l1_settled")
-    )
 
 
 def check_open_interest_of(exchange, accounts) -> None:
