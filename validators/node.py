@@ -115,6 +115,10 @@ class ChainApp:
             timestamp=max(head.timestamp + 1, int(self.get_time_s())) + timestamp_shift,
             fork_id=self.view.fork_id,
         )
+        if self.cache is not None:
+            # The proposer just executed this block on this parent: the same result every
+            # honest validator's re-execution would memoise.
+            self.cache[(head.state_root, built.block.hash)] = built.result
         return built.block
 
     def _is_halted_at(self, height: int) -> bool:
