@@ -598,6 +598,8 @@ def execute_run(run: Run) -> float:
         return now_s
     run.halt_height = run.reference.view.history.height
     sync_lagging_nodes(run)
+    if run.progress:
+        run.progress("halted", run.halt_height, now_s)
     resume_s = now_s + run.scenario.response.pause_s
     run.timeline.note("pause ends", resume_s, run.halt_height, f"{run.scenario.response.pause_s:.0f} s halted")
     now_s = run_plan_phase(run, resume_s)
@@ -606,6 +608,8 @@ def execute_run(run: Run) -> float:
                           f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last heal")
         return now_s
     restore_all(run, now_s)
+    if run.progress:
+        run.progress("restored", run.reference.view.history.height, now_s)
     return run_restart_phase(run, now_s)
 
 

@@ -5,10 +5,12 @@ seed gives the same digest in any process."""
 import json
 import os
 import subprocess
+import tomllib
 import sys
 from pathlib import Path
 
 import pytest
+import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,7 @@ from chain.state import get_balance
 from scenarios.loader import get_bundled_names, load_scenario
 from scenarios.report import build_report, is_report_ok
 from scenarios.runner import apply_plan, run_scenario_once
+from scenarios.strategies import fault_schedules
 
 SMALL = """
 [chain]
@@ -193,3 +196,19 @@ def test_the_installed_console_script_runs():
     result = subprocess.run(["l2sim", "list"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0
     assert "paradex-2026" in result.stdout
+
+
+@settings(max_examples=max(4, settings.default.max_examples // 5), deadline=None)  # ci: 4, thorough: 100
+@given(faults=fault_schedules(4, horizon_s=120.0))
+def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(tmp_path_factory, faults):
+    """Real chain, real re-execution and signatures: agreement, validity, liveness and the whole
+    recovery hold for random lossy links, partitions that heal, and a Byzantine minority."""
+    base = tomllib.loads(SMALL.format(start=10, duration=3, delay=2))
+    base["response"] = {"pause_s": 60.0}
+    base.update(faults)
+    text = 'name = "faults"\nextends = "paradex-2026"\n' + tomli_w.dumps(base)
+    path = tmp_path_factory.mktemp("faults") / "faults.toml"
+    path.write_text(text)
+    run, virtual_s, wall_s = run_scenario_once(load_scenario(str(path)))
+    report = build_report(run, virtual_s, wall_s)
+    assert is_report_ok(report), (failed(report), faults)
