@@ -134,7 +134,7 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
             if same and not changed else f"expected root 0x{run.plan.expected_root.hex()} vs snapshot 0x{snapshot.hex()}")
     wrong_root = [n.index for n in run.nodes if n.behaviour == "wrong-root"]
     if wrong_root:
-        honest_root = run.recoveries[(run.plan.target_height, run.plan.halt_height)].expected_root
+        honest_root = run.recovery.expected_root
         theirs = {h: e for h, e in run.rejected_plans.items() if e["proposer"] in wrong_root}
         everyone = {n.index for n in run.honest}
         refused = all(set(e["rejected_by"]) == everyone for e in theirs.values())

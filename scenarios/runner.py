@@ -29,7 +29,6 @@ from chain.exchange import (
     Liquidated,
     decode_events,
     get_perps_totals,
-    get_vault_balance,
 )
 from chain.execution import ExecutionResult, apply_block, build_block
 from chain.history import History
@@ -38,6 +37,7 @@ from chain.state import get_balance
 from chain.store import MemoryStore, SQLiteStore, Store
 from consensus.checks import check_agreement, check_no_double_sign
 from consensus.emergency import (
+    EmergencyError,
     NO_BAD_HEIGHT,
     PLAN_HEIGHT,
     HaltView,
@@ -139,7 +139,7 @@ class Run:
     halt_height: int | None = None
     detected_height: int | None = None
     first_bad_height: int | None = None
-    recoveries: dict[tuple[int, int], Recovery] = field(default_factory=dict)
+    recoveries: dict[tuple[int, int, bytes], Recovery] = field(default_factory=dict)
     progress: Callable[[str, int, float], None] | None = None
     candidates: dict[tuple, list] = field(default_factory=dict)
     snapshot_root_before_restore: bytes | None = None
@@ -400,7 +400,10 @@ def compute_plan_for(run: Run, node: Node, views: tuple[HaltView, ...]) -> Resto
     """The plan `node` computes from `views` and its own chain (the recovery is memoised)."""
     target = compute_target(views, run.validator_set)
     halt = node.view.history.height
-    key = (target.height, halt)
+    if not target.height < halt:
+        raise EmergencyError(f"validator {node.index} holds no block past the target {target.height}")
+    # Keyed by the chain it is computed from: a validator on another chain never shares it.
+    key = (target.height, halt, node.view.history.head.hash)
     recovery = run.recoveries.get(key)
     if recovery is None:
         recovery = compute_recovery(
@@ -520,7 +523,10 @@ def restore_all(run: Run, now_s: float) -> None:
     """Phase 4 on every honest validator that holds the certificate."""
     plan = run.plan
     assert plan is not None
-    recovery = run.recoveries[(plan.target_height, plan.halt_height)]
+    reference = run.reference.view.history
+    mine = compute_plan_for(run, run.reference, plan.views)  # memoised if it voted
+    assert mine.hash == plan.hash, "the reference validator's own plan differs from the certified one"
+    recovery = run.recoveries[(plan.target_height, plan.halt_height, reference.head.hash)]
     run.recovery = recovery
     run.snapshot_root_before_restore = run.reference.view.history.root_at(plan.target_height)
     for node in run.honest:
@@ -661,10 +667,6 @@ def compensation_paid(run: Run) -> int:
             paid += sum(e.amount for e in decode_events(run.world.market.addresses, result.receipts)
                         if isinstance(e, Compensated))
     return paid
-
-
-def vault_at(run: Run, root: bytes) -> int:
-    return get_vault_balance(run.store, root, run.world.market.addresses)
 
 
 def replay_rejections(run: Run) -> tuple[int, int]:
