@@ -63,8 +63,8 @@ from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
 from scenarios.recovery import Recovery, compute_recovery
 from scenarios.schema import Scenario
-from validators.journal import MemoryJournal, SQLiteJournal
-from validators.keys import derive_validator_keys
+from validators.journal import Journal, MemoryJournal, SQLiteJournal
+from validators.keys import ValidatorKey, derive_validator_keys
 from validators.node import ChainApp, NodeView, PlanApp, make_block_decoder, make_node_kit
 
 VIEW_WINDOW = 64  # heights of roots a halt view reports (bounded: a view is a small message)
@@ -87,8 +87,8 @@ class Node:
 
     index: int
     behaviour: str
-    key: object
-    journal: object
+    key: ValidatorKey
+    journal: Journal
     view: NodeView
     first_bad_height: int = NO_BAD_HEIGHT
     restored_root: bytes | None = None
