@@ -20,7 +20,7 @@ and at the end of the example: open interest equals the sum of the positions.
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from .conftest import BASE, BTC, ETH, SOL, USD, deploy_exchange
+from .conftest import BASE, BTC, ETH, SOL, USD, deploy_exchange, check_identities
 
 TRADERS = 3
 KEEPER = TRADERS  # accounts[KEEPER] only liquidates; the traders are accounts[0:TRADERS]
@@ -142,15 +142,7 @@ def check_conservation(exchange, accounts, eth_total: int, bridge) -> None:
     balance = evm.balance(perps.address)
     collateral = sum(perps.call("collateral", a.address) for a in accounts)
     assert perps.call("total_collateral") == collateral
-    assert balance == collateral + perps.call("vault_balance") + perps.call("fees_accrued")
-    assert balance == perps.call("accounted_balance")
-    assert balance == (
-        perps.call("total_deposited")
-        + perps.call("total_vault_funded")
-        - perps.call("total_withdrawn")
-        - perps.call("total_fees_collected")
-        - perps.call("total_l1_settled")
-    )
+    check_identities(exchange)
     eoas = [exchange.owner, *accounts]
     assert sum(evm.balance(a.address) for a in eoas) + balance + evm.balance(bridge.address) == eth_total
 
