@@ -212,3 +212,32 @@ def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(tmp_pa
     run, virtual_s, wall_s = run_scenario_once(load_scenario(str(path)))
     report = build_report(run, virtual_s, wall_s)
     assert is_report_ok(report), (failed(report), faults)
+
+
+def test_the_report_keeps_the_json_contract(paradex_small):
+    """DESIGN.md, "JSON report": the keys users rely on, with their types and units."""
+    _, report = paradex_small
+    hex_string = lambda value: isinstance(value, str) and value.startswith("0x")  # noqa: E731
+    assert report["schema_version"] == 1 and isinstance(report["seed"], int) and hex_string(report["digest"])
+    validators = report["validators"]
+    assert validators["count"] == 4 and validators["total_power"] == 4 and validators["byzantine"] == []
+    assert isinstance(report["chain"]["final_height"], int) and hex_string(report["chain"]["final_state_root"])
+    assert report["chain"]["fork_id"] == 1
+    incident = report["incident"]
+    assert incident["first_bad_height"] <= incident["detected_height"] <= incident["halt_height"]
+    assert incident["liquidations"] >= len(incident["liquidated_accounts"]) > 0
+    restore = report["restore"]
+    assert restore["mode"] == "full-rollback" and isinstance(restore["target_height"], int)
+    assert hex_string(restore["snapshot_state_root"]) and hex_string(restore["expected_state_root"])
+    certificate = restore["certificate"]
+    assert hex_string(certificate["plan_hash"]) and certificate["power"] >= 3
+    assert certificate["signers"] == sorted(certificate["signers"])
+    assert set(restore["restored_roots"]) == {"0", "1", "2", "3"}
+    assert isinstance(report["reconciliation"]["irreversible"], list) and report["reconciliation"]["total"] >= 0
+    compensation = report["compensation"]
+    assert compensation["accounts"] == len(compensation["entries"])
+    assert all(isinstance(e["amount"], int) and hex_string(e["account"]) and e["reason"] for e in compensation["entries"])
+    assert report["forensics"] == {"culprits": [], "evidence": []}
+    assert all(set(check) == {"ok", "detail"} for check in report["checks"].values())
+    assert set(report["metrics"]) >= {"blocks", "txs", "messages", "virtual_s", "wall_s"}
+    json.dumps(report)  # plain JSON all the way down
