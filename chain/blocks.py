@@ -9,7 +9,6 @@ import rlp
 from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
-from trie import HexaryTrie
 
 from chain.errors import ChainError
 from chain.state import ZERO_ADDRESS
@@ -93,11 +92,63 @@ def compute_receipts_root(receipts: Sequence[ReceiptAPI]) -> bytes:
 def _index_trie_root(items: Sequence[bytes]) -> bytes:
     if not items:
         return BLANK_ROOT_HASH
-    trie = HexaryTrie({})
-    with trie.squash_changes() as batch:  # one pass of node writes instead of one per item
-        for index, item in enumerate(items):
-            batch[rlp.encode(index)] = item
-    return trie.root_hash
+    return compute_trie_root({rlp.encode(index): item for index, item in enumerate(items)})
+
+
+def compute_trie_root(pairs: dict[bytes, bytes]) -> bytes:
+    """Root of the hexary Merkle Patricia trie holding `pairs`, built in one pass in memory.
+
+    The same root `trie.HexaryTrie` gives (a test holds them side by side), without a node
+    store and its per-insert rewrites: blocks build two of these on every execution. It follows
+    `patricialize` in ethereum/execution-specs.
+    """
+    if not pairs:
+        return BLANK_ROOT_HASH
+    nibbled = {tuple(n for byte in key for n in (byte >> 4, byte & 0x0F)): value for key, value in pairs.items()}
+    return keccak(rlp.encode(_patricialize(nibbled, 0)))
+
+
+def _patricialize(pairs: dict[tuple[int, ...], bytes], level: int) -> list | bytes:
+    """The node (as an RLP structure) holding `pairs`, whose keys agree up to `level`."""
+    if not pairs:
+        return b""
+    first = next(iter(pairs))
+    if len(pairs) == 1:
+        return [_hex_prefix(first[level:], is_leaf=True), pairs[first]]
+    rest = first[level:]
+    shared = len(rest)
+    for key in pairs:  # bounded by the number of keys
+        tail = key[level:]
+        shared = min(shared, next((i for i, (a, b) in enumerate(zip(rest, tail)) if a != b), min(len(rest), len(tail))))
+        if shared == 0:
+            break
+    if shared > 0:
+        return [_hex_prefix(rest[:shared], is_leaf=False), _reference(_patricialize(pairs, level + shared))]
+    branches: list[dict[tuple[int, ...], bytes]] = [{} for _ in range(16)]
+    value = b""
+    for key, item in pairs.items():
+        if len(key) == level:
+            value = item
+        else:
+            branches[key[level]][key] = item
+    return [_reference(_patricialize(branch, level + 1)) for branch in branches] + [value]
+
+
+def _reference(node: list | bytes) -> list | bytes:
+    """How a parent refers to `node`: inline when its RLP is under 32 bytes, else by hash."""
+    if node == b"":
+        return b""
+    encoded = rlp.encode(node)
+    return node if len(encoded) < 32 else keccak(encoded)
+
+
+def _hex_prefix(nibbles: tuple[int, ...], *, is_leaf: bool) -> bytes:
+    flag = 2 if is_leaf else 0
+    if len(nibbles) % 2:
+        nibbles = (flag + 1,) + nibbles
+    else:
+        nibbles = (flag, 0) + nibbles
+    return bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
 
 
 def encode_block(block: Block) -> bytes:

@@ -3,7 +3,7 @@
 import dataclasses
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 import rlp
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
@@ -14,6 +14,7 @@ from chain.blocks import (
     MalformedBlockError,
     ZERO_HASH,
     compute_receipts_root,
+    compute_trie_root,
     compute_transactions_root,
     decode_block,
     encode_block,
@@ -116,3 +117,13 @@ def test_decode_block_with_nine_header_fields_accepts_or_raises_malformed(fields
         decode_block(raw)
     except MalformedBlockError:
         pass
+
+
+@settings(max_examples=200)
+@given(st.dictionaries(st.binary(min_size=0, max_size=33), st.binary(min_size=1, max_size=80), max_size=40))
+def test_one_pass_trie_root_equals_the_hexary_trie(pairs):
+    """compute_trie_root builds in memory what py-trie builds node by node: same root, any keys."""
+    trie = HexaryTrie({})
+    for key, value in pairs.items():
+        trie[key] = value
+    assert compute_trie_root(pairs) == trie.root_hash
