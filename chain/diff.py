@@ -125,7 +125,8 @@ def _diff_nodes(store: Store, a: object, b: object, path: tuple[int, ...]):
     if value_a != value_b:
         yield path, value_a, value_b
     for nibble in range(16):
-        yield from _diff_nodes(store, children_a[nibble], children_b[nibble], path + (nibble,))
+        if children_a[nibble] != children_b[nibble]:  # the skip, without a generator per child
+            yield from _diff_nodes(store, children_a[nibble], children_b[nibble], path + (nibble,))
 
 
 _NO_CHILDREN = (_BLANK,) * 16
