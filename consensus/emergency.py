@@ -3,9 +3,9 @@
 After a halt every validator signs a `HaltView`: its last committed height, its state roots
 over the suspect window and the first height whose oracle write it considers corrupted. A
 `RestorePlan` carries a quorum of those views, so anyone can recompute its target from the
-plan alone. The plan is then voted exactly like a block (Tendermint on the new fork id, at
-`PLAN_HEIGHT`); more than 2/3 of the power in precommits on the plan's hash is the rollback
-certificate. Everything here is pure: the event loop and the nodes drive it.
+plan alone. The plan is then voted exactly like a block (Tendermint, in the plan's own
+signing domain `get_plan_fork_id`, at `PLAN_HEIGHT`); more than 2/3 of the power in
+precommits on the plan's hash is the rollback certificate. Everything here is pure: the event loop and the nodes drive it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,17 @@ from consensus.messages import (
 VIEW_DOMAIN = b"l2sim/emergency/view/v1"
 PLAN_DOMAIN = b"l2sim/emergency/plan/v1"
 PLAN_HEIGHT = 0
-"""The plan is voted at height 0 of the new fork: no block of the new fork has height 0."""
+"""The plan is voted at height 0 of its own fork id (see `get_plan_fork_id`)."""
+PLAN_FORK_BASE = 1 << 32
+
+
+def get_plan_fork_id(new_fork_id: int) -> int:
+    """The fork id the restore plan for `new_fork_id` is voted under.
+
+    Its own signing domain: whatever a plan vote signs (an engine wanders on to later heights
+    while laggards catch up) can never occupy a slot the new fork's blocks will need.
+    """
+    return PLAN_FORK_BASE + new_fork_id
 
 MODES = ("full-rollback", "selective-restore", "rollback-replay")
 NO_BAD_HEIGHT = 0
@@ -219,8 +229,8 @@ def verify_rollback_certificate(rollback: RollbackCertificate, validator_set: Va
     cert = rollback.certificate
     if cert.block_hash != rollback.plan.hash:
         raise EmergencyError("certificate is for another plan")
-    if cert.fork_id != rollback.plan.new_fork_id or cert.height != PLAN_HEIGHT:
-        raise EmergencyError("certificate is not on the plan's new fork at the plan height")
+    if cert.fork_id != get_plan_fork_id(rollback.plan.new_fork_id) or cert.height != PLAN_HEIGHT:
+        raise EmergencyError("certificate is not in the plan's signing domain at the plan height")
     verify_certificate(cert, validator_set)
     check_plan_shape(rollback.plan, validator_set)
     return validator_set.get_power(cert.signers())

@@ -136,12 +136,13 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
     if wrong_root:
         honest_root = run.recovery.expected_root
         theirs = {h: e for h, e in run.rejected_plans.items() if e["proposer"] in wrong_root}
-        everyone = {n.index for n in run.honest}
-        refused = all(set(e["rejected_by"]) == everyone for e in theirs.values())
+        honest = {n.index for n in run.honest}
+        accepted = [m for label, trace in run.traces if label == "plan" for m in trace.messages
+                    if isinstance(m, Vote) and m.block_hash in theirs and m.validator in honest]
         checks["byzantine_plan_rejected"] = _check(
-            run.plan.expected_root == honest_root and run.plan.hash not in theirs and refused,
-            f"{len(theirs)} plans proposed by wrong-root validators {wrong_root}, each refused by every honest "
-            f"validator; the certified plan is the honest one")
+            run.plan.expected_root == honest_root and run.plan.hash not in theirs and not accepted,
+            f"{len(theirs)} plans proposed by wrong-root validators {wrong_root}; no honest validator voted "
+            f"for one, and the certified plan is the honest one")
 
     rejected, tried = replay_rejections(run)
     checks["replay_protection"] = _check(
@@ -259,6 +260,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             },
             "restored_roots": {str(n.index): _hex(n.restored_root) for n in run.nodes
                                if n.restored_root is not None},
+            "restore_errors": {str(n.index): n.restore_error for n in run.nodes if n.restore_error},
             "rejected_plans": [
                 {"plan_hash": _hex(h), "proposer": e["proposer"], "reason": e["reason"],
                  "rejected_by": sorted(e["rejected_by"])}

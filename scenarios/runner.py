@@ -44,6 +44,7 @@ from consensus.emergency import (
     RestorePlan,
     RollbackCertificate,
     compute_target,
+    get_plan_fork_id,
     is_price_deviation,
     sign_view,
     verify_rollback_certificate,
@@ -56,7 +57,7 @@ from consensus.messages import (
     is_signature_memo_enabled,
     set_signature_memo,
 )
-from consensus.network import LinkProfile, Partition, run_until, seconds_to_us
+from consensus.network import CrashFault, LinkProfile, Partition, run_until, seconds_to_us
 from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
@@ -240,6 +241,13 @@ def _sim_config(run: Run, *, fork_id: int, start_height: int, start_s: float, ti
                          duplicate_rate=network.duplicate_rate),
         partitions=tuple(Partition(p.start_s, p.end_s, tuple(tuple(g) for g in p.groups))
                          for p in network.partitions),
+        crashes=tuple(
+            # A crash that is over before this phase starts is history; one still under way
+            # keeps the node down from the phase's start until its restart.
+            CrashFault(c.node, max(c.at_s, start_s), c.restart_s)
+            for c in network.crashes
+            if c.restart_s is None or c.restart_s > start_s
+        ),
         byzantine=tuple((b.index, b.behaviour) for b in scenario.validators.byzantine),
         timeouts=timeouts,
         max_time_s=10**9,
@@ -442,7 +450,7 @@ def run_plan_phase(run: Run, start_s: float) -> float:
     views = {n.index: v for n in run.nodes if (v := _make_view(run, n)) is not None}
     holder: list[Simulation] = []
     new_fork = run.fork_id + 1
-    config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s + VIEW_GATHER_S,
+    config = _sim_config(run, fork_id=get_plan_fork_id(new_fork), start_height=PLAN_HEIGHT, start_s=start_s + VIEW_GATHER_S,
                          timeouts=PLAN_TIMEOUTS, label="plan")
     view_config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s,
                               timeouts=PLAN_TIMEOUTS, label="views")
@@ -602,8 +610,8 @@ def execute_run(run: Run) -> float:
         return now_s  # no restore on a split chain; the report convicts the culprits
     if run.detected_height is None:
         return now_s
+    sync_lagging_nodes(run)  # a validator that was down or cut off catches up first
     run.halt_height = run.reference.view.history.height
-    sync_lagging_nodes(run)
     if run.progress:
         run.progress("halted", run.halt_height, now_s)
     resume_s = now_s + run.scenario.response.pause_s

@@ -154,7 +154,7 @@ class ValidatorsConfig(_Model):
 class Partition(_Model):
     """A window of virtual time during which links between different groups are cut.
 
-    A validator in no group is cut off from everyone for the window.
+    Validators listed in no group form one more group together.
     """
 
     start_s: NonNegativeSeconds = Field(description="Virtual seconds since genesis when the cut starts.")
@@ -185,6 +185,26 @@ class Partition(_Model):
         return self
 
 
+class Crash(_Model):
+    """A validator that crashes at `at_s` and restarts at `restart_s` (never, when absent),
+    keeping only what it persisted: its chain and its vote journal."""
+
+    node: ValidatorIndex = Field(description="0-based validator index.")
+    at_s: NonNegativeSeconds = Field(description="Virtual seconds since genesis when it crashes.")
+    restart_s: NonNegativeSeconds | None = Field(None, description="When it comes back; never when absent.")
+
+    @model_validator(mode="after")
+    def _check_window(self) -> "Crash":
+        if self.restart_s is not None and not self.at_s < self.restart_s:
+            raise _invalid(
+                "inconsistent",
+                ("restart_s",),
+                self.restart_s,
+                f"{format_value(self.restart_s)} is not after at_s = {format_value(self.at_s)}",
+            )
+        return self
+
+
 class NetworkConfig(_Model):
     """The simulated network between validators."""
 
@@ -193,6 +213,7 @@ class NetworkConfig(_Model):
     drop_rate: Probability = Field(0.0, description="Probability that a message is lost.")
     duplicate_rate: Probability = Field(0.0, description="Probability that a message is delivered twice.")
     partitions: Annotated[tuple[Partition, ...], _LAX_ARRAY] = Field((), description="Windows of cut links.")
+    crashes: Annotated[tuple[Crash, ...], _LAX_ARRAY] = Field((), description="Validators that crash and restart.")
 
 
 class IncidentConfig(_Model):
@@ -347,6 +368,14 @@ class Scenario(_Model):
                             index,
                             f"{index} is out of range for {count} validators",
                         )
+        for c, crash in enumerate(self.network.crashes):
+            if crash.node >= count:
+                raise _invalid(
+                    "out_of_range",
+                    ("network", "crashes", c, "node"),
+                    crash.node,
+                    f"{crash.node} is out of range for {count} validators",
+                )
         heights = self.chain.heights
         if self.incident.start_height >= heights:
             raise _invalid(

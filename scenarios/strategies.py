@@ -64,10 +64,22 @@ def partitions(
     return result
 
 
+@st.composite
+def crashes(draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_crashes: int = 2) -> list[dict[str, Any]]:
+    """`network.crashes` for `count` validators: each crash restarts inside [0, horizon_s]."""
+    result = []
+    for _ in range(draw(st.integers(0, max_crashes))):
+        at_s = draw(st.floats(0.0, horizon_s * 0.9, allow_nan=False))
+        restart_s = draw(st.floats(at_s + horizon_s * 0.01, horizon_s, allow_nan=False))
+        result.append({"node": draw(st.integers(0, count - 1)), "at_s": at_s, "restart_s": restart_s})
+    return result
+
+
 def fault_schedules(
     count: int, *, horizon_s: float = 3600.0, within_threshold: bool = True
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Overrides that misbehave: Byzantine validators, lossy links and partitions, for `count` validators.
+    """Overrides that misbehave: Byzantine validators, lossy links, partitions and crashes that
+    restart, for `count` validators.
 
     With `within_threshold`, fewer than a third of the (equal-power) validators
     are Byzantine, so agreement must hold whatever else is drawn.
@@ -81,6 +93,7 @@ def fault_schedules(
                     "drop_rate": probabilities(max_value=0.2),
                     "duplicate_rate": probabilities(max_value=0.2),
                     "partitions": partitions(count, horizon_s=horizon_s),
+                    "crashes": crashes(count, horizon_s=horizon_s),
                 }
             ),
         }

@@ -23,6 +23,7 @@ from chain.execution import ExecutionCache, ExecutionResult, apply_block, build_
 from chain.history import History
 from consensus.emergency import (
     MODES,
+    PLAN_HEIGHT,
     EmergencyError,
     HaltView,
     PlanRejected,
@@ -202,7 +203,7 @@ INVALID_PLAN = b"no-plan"
 class PlanApp:
     """The consensus engine's window on the restore plan (implements `consensus.sim.App`).
 
-    The plan is voted like a block at `PLAN_HEIGHT` of the new fork. A validator prevotes a
+    The plan is voted like a block at `PLAN_HEIGHT` of its own fork id. A validator prevotes a
     plan only if it recomputes the very same plan from the plan's own views and its own
     chain: the target, the snapshot root it holds at that height, every ledger digest and
     the expected post-restore root.
@@ -223,7 +224,7 @@ class PlanApp:
 
     def propose(self, height: int, round: int) -> tuple[bytes, bytes]:
         """The plan this node computes from the views it has received so far."""
-        plan = self._propose_plan()
+        plan = self._propose_plan() if height == PLAN_HEIGHT else None
         if plan is None:
             return keccak(INVALID_PLAN), INVALID_PLAN
         return plan.hash, encode_plan(plan)
@@ -247,6 +248,8 @@ class PlanApp:
 
     def is_valid(self, height: int, block_hash: bytes, payload: bytes) -> bool:
         """Recompute the plan from its views and this node's own chain; compare hashes."""
+        if height != PLAN_HEIGHT:
+            return False  # one plan per emergency: later heights of the plan's domain stay empty
         plan = decode_plan(payload)
         if plan is None or plan.hash != block_hash:
             reason = "the proposer held no quorum of views" if payload == INVALID_PLAN else "undecodable plan"
