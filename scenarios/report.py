@@ -457,12 +457,13 @@ def inspect_run(data_dir: str, *, height: int, account: str | None) -> dict:
     report_path = Path(data_dir) / "report.json"
     store = SQLiteStore(path)
     try:
-        view = "validator-0"
+        indices = [0]
         if report_path.is_file():
-            restored = json.loads(report_path.read_text()).get("restore") or {}
-            roots = restored.get("restored_roots") or {}
-            view = f"validator-{min(roots, key=int)}" if roots else view
-        history = History.open(store, view)
+            report = json.loads(report_path.read_text())
+            restored = (report.get("restore") or {}).get("restored_roots") or {}
+            indices = sorted(int(i) for i in restored) or list(range(report["validators"]["count"]))
+        # The chain the report describes: the furthest-ahead validator that restored cleanly.
+        history = max((History.open(store, f"validator-{i}") for i in indices), key=lambda h: h.height)
         header = history.header_at(height)
         result: dict = {"height": height, "state_root": _hex(header.state_root), "fork_id": header.fork_id,
                         "block_hash": _hex(header.hash), "transactions": len(history.block_at(height).transactions)}

@@ -154,8 +154,11 @@ class Run:
 
     @property
     def reference(self) -> Node:
-        """The first honest validator: whose chain the report describes."""
-        return self.honest[0]
+        """The honest validator whose chain the report describes: of those that restored
+        cleanly (before any restore, of all honest ones), the furthest ahead, lowest index first.
+        Agreement makes every other honest chain a prefix of it."""
+        restored = [n for n in self.honest if n.restored_root is not None and n.restore_error is None]
+        return max(restored or self.honest, key=lambda n: (n.view.history.height, -n.index))
 
 
 # ---------------------------------------------------------------- the mempool
@@ -538,8 +541,12 @@ def restore_all(run: Run, now_s: float) -> None:
     run.recovery = recovery
     run.snapshot_root_before_restore = run.reference.view.history.root_at(plan.target_height)
     for node in run.honest:
-        if node.plan_certificate is not None:
-            apply_plan(run, node, plan, recovery)
+        if node.plan_certificate is None:
+            # Down or cut off while the plan was voted: a peer hands it the certificate, which
+            # it verifies from its own contents before applying anything (state sync).
+            verify_plan_certificate(run)
+            node.plan_certificate = run.certificate
+        apply_plan(run, node, plan, recovery)
     for node in run.nodes:
         if not node.is_honest and node.behaviour != "crash":
             align_history(run, node.view.history, run.reference.view.history)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chain.diff import diff_roots
@@ -200,6 +200,18 @@ def test_the_installed_console_script_runs():
 
 @settings(max_examples=max(4, settings.default.max_examples // 5), deadline=None)  # ci: 4, thorough: 100
 @given(faults=fault_schedules(4, horizon_s=120.0))
+@example(faults={  # plan engines wandered on to later heights of the new fork and signed votes there
+    "validators": {"byzantine": []},
+    "network": {"drop_rate": 0.0576, "duplicate_rate": 0.0724,
+                "crashes": [{"node": 0, "at_s": 34.1, "restart_s": 71.5}],
+                "partitions": [{"start_s": 73.8, "end_s": 120.0, "groups": [[1], [0, 2, 3]]},
+                               {"start_s": 100.3, "end_s": 116.5, "groups": [[0, 2, 3], [1]]}]}})
+@example(faults={  # a validator down through the plan vote restarted the new fork on the old head
+    "validators": {"byzantine": []},
+    "network": {"drop_rate": 0.0, "duplicate_rate": 0.0045,
+                "crashes": [{"node": 0, "at_s": 20.08, "restart_s": 120.0},
+                            {"node": 0, "at_s": 9.28, "restart_s": 60.0}],
+                "partitions": [{"start_s": 107.9, "end_s": 113.4, "groups": [[0, 1, 2], [3]]}]}})
 def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(tmp_path_factory, faults):
     """Real chain, real re-execution and signatures: agreement, validity, liveness and the whole
     recovery hold for random lossy links, partitions that heal, and a Byzantine minority."""
