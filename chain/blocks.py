@@ -114,7 +114,7 @@ def _patricialize(pairs: dict[tuple[int, ...], bytes], level: int) -> list | byt
         return b""
     first = next(iter(pairs))
     if len(pairs) == 1:
-        return [_hex_prefix(first[level:], is_leaf=True), pairs[first]]
+        return [encode_hex_prefix(first[level:], is_leaf=True), pairs[first]]
     rest = first[level:]
     shared = len(rest)
     for key in pairs:  # bounded by the number of keys
@@ -123,7 +123,7 @@ def _patricialize(pairs: dict[tuple[int, ...], bytes], level: int) -> list | byt
         if shared == 0:
             break
     if shared > 0:
-        return [_hex_prefix(rest[:shared], is_leaf=False), _reference(_patricialize(pairs, level + shared))]
+        return [encode_hex_prefix(rest[:shared], is_leaf=False), _reference(_patricialize(pairs, level + shared))]
     branches: list[dict[tuple[int, ...], bytes]] = [{} for _ in range(16)]
     value = b""
     for key, item in pairs.items():
@@ -142,7 +142,8 @@ def _reference(node: list | bytes) -> list | bytes:
     return node if len(encoded) < 32 else keccak(encoded)
 
 
-def _hex_prefix(nibbles: tuple[int, ...], *, is_leaf: bool) -> bytes:
+def encode_hex_prefix(nibbles: tuple[int, ...], *, is_leaf: bool) -> bytes:
+    """A trie node's path in hex-prefix form, flagged as a leaf's or an extension's."""
     flag = 2 if is_leaf else 0
     if len(nibbles) % 2:
         nibbles = (flag + 1,) + nibbles

@@ -16,6 +16,7 @@ from typing import Iterator
 import rlp
 from eth.constants import BLANK_ROOT_HASH
 
+from chain.blocks import encode_hex_prefix
 from chain.state import Account, decode_account, require_root
 from chain.store import Store
 
@@ -170,7 +171,7 @@ def _expand(store: Store, node: list) -> tuple[bytes, tuple[object, ...]]:
         return node[16], tuple(node[:16])
     nibbles, is_leaf = _decode_hex_prefix(node[0])
     assert not is_leaf and nibbles, "leaves are compared key by key, never expanded"
-    rest = node[1] if len(nibbles) == 1 else [_encode_hex_prefix(nibbles[1:], False), node[1]]
+    rest = node[1] if len(nibbles) == 1 else [encode_hex_prefix(nibbles[1:], is_leaf=False), node[1]]
     children = [_BLANK] * 16
     children[nibbles[0]] = rest
     return _BLANK, tuple(children)
@@ -182,15 +183,6 @@ def _decode_hex_prefix(encoded: bytes) -> tuple[tuple[int, ...], bool]:
     if flag & 1:
         nibbles.insert(0, encoded[0] & 0x0F)
     return tuple(nibbles), bool(flag & 2)
-
-
-def _encode_hex_prefix(nibbles: tuple[int, ...], is_leaf: bool) -> bytes:
-    flag = 2 if is_leaf else 0
-    if len(nibbles) % 2:
-        nibbles = (flag + 1,) + nibbles
-    else:
-        nibbles = (flag, 0) + nibbles
-    return bytes(nibbles[i] << 4 | nibbles[i + 1] for i in range(0, len(nibbles), 2))
 
 
 def _nibbles_to_bytes(nibbles: tuple[int, ...]) -> bytes:
