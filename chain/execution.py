@@ -18,7 +18,7 @@ from eth_hash.auto import keccak
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
-from chain.blocks import Block, Header, compute_receipts_root, compute_transactions_root
+from chain.blocks import Block, Header, compute_receipts_root, compute_transactions_root, encode_block
 from chain.errors import InvalidBlockError, InvalidTransactionError
 from chain.state import BlockContext, open_state
 from chain.store import Store
@@ -61,7 +61,7 @@ class BuiltBlock:
 
 
 ExecutionCache = MutableMapping[tuple[bytes, bytes], ExecutionResult]
-"""(parent state root, block hash) -> result; shared by honest validators (DESIGN.md)."""
+"""(parent state root, the block's encoded bytes) -> result; shared by honest validators."""
 
 
 def context_for(header: Header) -> BlockContext:
@@ -200,8 +200,10 @@ def apply_block(
     transactions root, receipts root or gas disagree with execution. With `cache`, honest
     validators share the result of executing the same block on the same parent.
     """
-    key = (parent_root, block.hash)
-    if cache is not None and key in cache:
+    # Keyed by the block's full bytes, never its header hash alone: a header can be sent
+    # with other transactions, and the memo must not skip the check that would catch it.
+    key = (parent_root, encode_block(block)) if cache is not None else None
+    if key is not None and key in cache:
         return cache[key]
     header = block.header
     if compute_transactions_root(block.transactions) != header.transactions_root:
@@ -222,6 +224,6 @@ def apply_block(
         mismatches.append(f"gas used {header.gas_used} != executed {result.gas_used}")
     if mismatches:
         raise InvalidBlockError(header.height, "; ".join(mismatches))
-    if cache is not None:
+    if key is not None:
         cache[key] = result
     return result

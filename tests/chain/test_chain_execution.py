@@ -2,7 +2,7 @@
 
 import pytest
 
-from chain.blocks import compute_transactions_root, with_header
+from chain.blocks import compute_transactions_root, encode_block, with_header
 from chain.errors import InvalidBlockError, InvalidTransactionError
 from chain.execution import apply_block, build_block, context_for, execute_transactions
 from chain.state import BLOCK_GAS_LIMIT, get_account, get_balance, get_nonce, get_storage
@@ -192,11 +192,24 @@ def test_cache_returns_the_same_result_and_a_wrong_root_block_bypasses_it(funded
     built = _honest_block(funded)
     cache = {}
     first = apply_block(funded.store, funded.root, built.block, cache=cache)
-    assert cache == {(funded.root, built.block.hash): first}
+    assert cache == {(funded.root, encode_block(built.block)): first}
     assert apply_block(funded.store, funded.root, built.block, cache=cache) is first
     assert first == apply_block(funded.store, funded.root, built.block)
 
     forged = with_header(built.block, state_root=funded.root)
     with pytest.raises(InvalidBlockError):
         apply_block(funded.store, funded.root, forged, cache=cache)
-    assert list(cache) == [(funded.root, built.block.hash)]
+    assert list(cache) == [(funded.root, encode_block(built.block))]
+
+
+def test_the_cache_never_skips_the_check_for_other_transactions_under_the_same_header(funded):
+    # Bug pinned: the memo was keyed by (parent root, header hash), so a block carrying the
+    # same header with its transactions swapped or dropped got the cached result unchecked.
+    built = _honest_block(funded)
+    assert len(built.block.transactions) >= 2
+    cache = {}
+    apply_block(funded.store, funded.root, built.block, cache=cache)
+    swapped = type(built.block)(built.block.header, tuple(reversed(built.block.transactions)))
+    assert swapped.hash == built.block.hash
+    with pytest.raises(InvalidBlockError, match="transactions root"):
+        apply_block(funded.store, funded.root, swapped, cache=cache)
