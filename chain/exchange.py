@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from eth.abc import ReceiptAPI, SignedTransactionAPI
+from eth_utils import function_signature_to_4byte_selector
 
 from chain.contracts import (
     CompiledContract,
@@ -625,3 +626,23 @@ def decode_events(
             if event is not None:
                 events.append(event)
     return tuple(events)
+
+
+# ---------------------------------------------------------------- what a transaction calls
+
+
+@functools.lru_cache(maxsize=None)
+def _selector(fn_name: str, *types: str) -> bytes:
+    return function_signature_to_4byte_selector(f"{fn_name}({','.join(types)})")
+
+
+def is_price_post(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:
+    """True when `tx` calls the oracle's `post_price` or `post_prices` (read from its calldata)."""
+    selectors = (_selector("post_prices", "uint256[]", "uint256[]"),
+                 _selector("post_price", "uint256", "uint256"))
+    return tx.to == addresses.oracle and bytes(tx.data[:4]) in selectors
+
+
+def is_liquidation_call(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:
+    """True when `tx` calls the perps contract's `liquidate` (read from its calldata)."""
+    return tx.to == addresses.perps and bytes(tx.data[:4]) == _selector("liquidate", "address", "uint256")

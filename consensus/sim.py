@@ -103,6 +103,7 @@ class NodeKit:
     signer: SignerFn  # journaled: raises SigningRefused rather than double-sign
     raw_signer: SignerFn  # bypasses the journal (used by `equivocate` only)
     get_resume_point: Callable[[int, int], ResumePoint]  # (fork_id, height) from the journal
+    wrap_engine: Callable[[Engine], object] | None = None  # e.g. the emergency engine around the plan vote
 
 
 @dataclass(frozen=True)
@@ -194,8 +195,8 @@ class Trace:
             for vote in message.certificate.votes:
                 self._note_message(vote)
             return
-        if isinstance(message, CommitRequest):
-            return
+        if not isinstance(message, (Proposal, Vote)):
+            return  # views, sync and requests: not votes, nothing for forensics
         key = (message.signing_digest(), message.signature)
         if key not in self._seen:
             self._seen.add(key)
@@ -296,6 +297,17 @@ class Simulation:
         self.trace._note("end", result.reason, result.now_us, result.events)
         return self.trace
 
+    @property
+    def now_s(self) -> float:
+        """Virtual seconds on this simulation's clock."""
+        return self.loop.now_us / 1e6
+
+    def run_until(self, *, until_s: float, stop: Callable[[], bool] | None = None,
+                  max_events: int | None = None) -> RunResult:
+        """Process events until `stop()` holds, virtual time reaches `until_s`, or the event bound."""
+        bound = self.config.max_events if max_events is None else max_events
+        return run_until(self.loop, self._handle, bound, until_s=until_s, stop=stop)
+
     def _handle(self, time_us: int, event: object) -> None:
         if isinstance(event, Deliver):
             node = self.nodes[event.receiver]
@@ -328,6 +340,8 @@ class Simulation:
         signer = node.kit.raw_signer if node.behaviour == "equivocate" else node.kit.signer
         node.engine = Engine(self.config.fork_id, self.validator_set, node.index, propose, is_valid, signer,
                              self.config.timeouts)
+        if node.kit.wrap_engine is not None:
+            node.engine = node.kit.wrap_engine(node.engine)
         height = max(self.config.start_height, node.committed_height + 1)
         resume = ResumePoint() if node.behaviour == "amnesia" else node.kit.get_resume_point(self.config.fork_id, height)
         node.last_round_seen = -1
@@ -384,7 +398,7 @@ class Simulation:
         everyone = [i for i in range(self.validator_set.size) if i != node.index]
         if node.behaviour == "withhold":
             return []
-        if node.behaviour != "equivocate" or isinstance(action.message, (Commit, CommitRequest)) \
+        if node.behaviour != "equivocate" or not isinstance(action.message, (Proposal, Vote)) \
                 or action.message.signer_index != node.index:
             return [(i, action.message, action.payload) for i in everyone]
         version_a, payload_a, version_b, payload_b = self._split(node, action.message, action.payload)
@@ -422,6 +436,8 @@ class Simulation:
 
 
 def _message_id(message: Message) -> bytes:
+    if not isinstance(message, (Proposal, Vote, Commit, CommitRequest)):
+        return type(message).__name__.encode() + b":" + keccak(repr(message).encode())
     if isinstance(message, CommitRequest):
         return b"request:" + str((message.fork_id, message.height, message.requester)).encode()
     if isinstance(message, Commit):

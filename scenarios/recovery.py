@@ -1,14 +1,18 @@
 """What a restore does to the exchange: the restore block, the ledgers and the expected root.
 
-Every honest validator computes this from its own chain and the plan's target, so it is a
-pure function of (chain, target, halt, mode, policy); the result is memoised per target
-(honest validators would compute the same thing, and a Byzantine one never gets here).
+Every validator computes this from what it holds: its own chain (blocks, receipts it
+re-executes, state at any height), its own price feed, the exchange's genesis setup and the
+upgrade authority's keys. Nothing here knows the scenario's glitch settings or which
+accounts are traders or keepers: which markets were corrupted comes from comparing the
+chain's oracle prices with the feed, which transactions depend on the price from their
+calldata and the events they emitted. It is a pure function of those inputs, so the
+runner memoises it by the chain it was computed from.
 
 - full-rollback: the state at the target, as it was.
 - rollback-replay: the state at the target plus one restore block, on the old fork's
   signing domain, re-executing in order the window's transactions that do not depend on
-  the corrupted price (not price posts, not liquidations, not from an account that held or
-  traded the corrupted market); those that no longer apply are dropped.
+  the corrupted price (not oracle price posts, not liquidation calls, not from an account
+  that held or traded a corrupted market); those that no longer apply are dropped.
 - selective-restore: the chain stays at the halt, plus one restore block of owner calls
   that set each account liquidated in the window back to its snapshot collateral and
   positions, paid by the vault that took them (the DAO fork's irregular state change,
@@ -27,12 +31,14 @@ Then, for all modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Mapping
 
 from eth.abc import SignedTransactionAPI
 
 from chain.blocks import Block, Header
 from chain.exchange import (
     BridgeWithdrawalInitiated,
+    ExchangeAddresses,
     Liquidated,
     Traded,
     compensate_call,
@@ -40,16 +46,20 @@ from chain.exchange import (
     get_collateral,
     get_equity,
     get_position,
+    get_price,
+    is_liquidation_call,
+    is_price_post,
+    post_prices_call,
     restore_account_call,
     settle_l1_withdrawal_call,
     sign_call,
 )
-from chain.execution import ExecutionResult, build_block
+from chain.execution import ExecutionCache, ExecutionResult, apply_block, build_block
 from chain.history import History
 from chain.state import ZERO_ADDRESS, get_nonce
 from chain.store import Store
-from consensus.emergency import compute_digest
-from scenarios.actors import World
+from chain.transactions import address_of
+from consensus.emergency import compute_digest, is_price_deviation
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class Recovery:
     restart_transactions: tuple[SignedTransactionAPI, ...]
     counterfactual_root: bytes
     liquidated_accounts: tuple[bytes, ...]
+    corrupted_markets: tuple[int, ...]
     price_offset: int  # how far ahead of the height the true price path runs after the restart
     discarded_transactions: tuple[SignedTransactionAPI, ...] = field(default=())
 
@@ -135,8 +146,31 @@ class Recovery:
         )
 
 
-def _events_by_height(world: World, results: dict[int, ExecutionResult], low: int, high: int):
-    return {h: decode_events(world.market.addresses, results[h].receipts) for h in range(low, high + 1)}
+@dataclass(frozen=True)
+class ExchangeSetup:
+    """What a validator knows of the exchange from genesis, and the upgrade authority's keys
+    (the owner signs the restore and ledger calls; the price service's key signs the
+    counterfactual's true-price posts)."""
+
+    addresses: ExchangeAddresses
+    markets: tuple[int, ...]
+    owner_key: bytes
+    reporter_key: bytes
+    deviation_bps: int
+
+    @property
+    def owner(self) -> bytes:
+        return address_of(self.owner_key)
+
+
+Feed = Callable[..., Mapping[int, int]]
+"""A validator's own reference feed: `feed(height, offset=None) -> {market: price}`."""
+
+
+def _window_results(store: Store, history: History, low: int, high: int,
+                    cache: ExecutionCache | None) -> dict[int, ExecutionResult]:
+    """The validator's own re-execution of its blocks low..high (memoised when `cache` is given)."""
+    return {h: apply_block(store, history.root_at(h - 1), history.block_at(h), cache=cache) for h in range(low, high + 1)}
 
 
 def _liquidated_in(events_by_height) -> tuple[bytes, ...]:
@@ -148,22 +182,36 @@ def _liquidated_in(events_by_height) -> tuple[bytes, ...]:
     return tuple(seen)
 
 
-def _is_price_dependent(world: World, tx: SignedTransactionAPI, tainted: set[bytes]) -> bool:
-    market = world.market
-    keepers = {k.address for k in market.keepers}
-    return tx.sender == market.reporter.address or tx.sender in keepers or tx.sender in tainted
+def find_corrupted_markets(store: Store, history: History, setup: ExchangeSetup, feed: Feed,
+                           low: int, high: int) -> tuple[int, ...]:
+    """Markets whose on-chain oracle price deviated from the validator's own feed at any
+    height low..high of its chain."""
+    found: set[int] = set()
+    for height in range(low, high + 1):
+        root = history.root_at(height)
+        reference = feed(height)
+        for market in setup.markets:
+            if market not in found and is_price_deviation(
+                    get_price(store, root, setup.addresses, market), reference[market], setup.deviation_bps):
+                found.add(market)
+    return tuple(sorted(found))
 
 
-def _tainted_accounts(
-    world: World, store: Store, snapshot_root: bytes, events_by_height, corrupted_market: int
-) -> set[bytes]:
-    """Accounts whose window activity may depend on the corrupted price."""
+def _is_price_dependent(setup: ExchangeSetup, tx: SignedTransactionAPI, tainted: set[bytes]) -> bool:
+    return (is_price_post(setup.addresses, tx) or is_liquidation_call(setup.addresses, tx)
+            or tx.sender in tainted)
+
+
+def _tainted_accounts(store: Store, setup: ExchangeSetup, snapshot_root: bytes, window, events_by_height,
+                      corrupted: tuple[int, ...]) -> set[bytes]:
+    """Accounts whose window activity may depend on a corrupted price: they traded or were
+    liquidated in a corrupted market, or held a position in one at the snapshot."""
     tainted = {e.account for evs in events_by_height.values() for e in evs
-               if isinstance(e, (Traded, Liquidated)) and e.market == corrupted_market}
-    addresses = world.market.addresses
-    for actor in world.market.traders + world.market.profit_takers:
-        if get_position(store, snapshot_root, addresses, actor.address, corrupted_market).size != 0:
-            tainted.add(actor.address)
+               if isinstance(e, (Traded, Liquidated)) and e.market in corrupted}
+    senders = sorted({tx.sender for block in window for tx in block.transactions} - tainted)
+    for sender in senders:
+        if any(get_position(store, snapshot_root, setup.addresses, sender, m).size != 0 for m in corrupted):
+            tainted.add(sender)
     return tainted
 
 
@@ -171,8 +219,8 @@ def compute_recovery(
     *,
     store: Store,
     history: History,
-    world: World,
-    results: dict[int, ExecutionResult],
+    setup: ExchangeSetup,
+    feed: Feed,
     target_height: int,
     halt_height: int,
     mode: str,
@@ -181,17 +229,18 @@ def compute_recovery(
     new_fork_id: int,
     finality_blocks: int,
     pause_blocks: int,
+    cache: ExecutionCache | None = None,
 ) -> Recovery:
     """The restore of `history` (halted at `halt_height`) to `target_height` under `mode`."""
     assert 0 <= target_height < halt_height <= history.height, "target below halt below head"
-    addresses = world.market.addresses
-    owner_key = world.market.owner_key
+    addresses = setup.addresses
+    owner_key = setup.owner_key
     snapshot = history.header_at(target_height)
     window = history.blocks_between(target_height + 1, halt_height)
-    events = _events_by_height(world, results, target_height + 1, halt_height)
+    results = _window_results(store, history, target_height + 1, halt_height, cache)
+    events = {h: decode_events(addresses, results[h].receipts) for h in sorted(results)}
     liquidated = _liquidated_in(events)
-    glitch = world.market.glitch
-    corrupted_market = glitch.market if glitch is not None else -1
+    corrupted = find_corrupted_markets(store, history, setup, feed, target_height + 1, halt_height)
 
     restore_block: Block | None = None
     surgery: tuple[SurgeryEntry, ...] = ()
@@ -202,9 +251,9 @@ def compute_recovery(
         base = snapshot
     elif mode == "rollback-replay":
         base = snapshot
-        tainted = _tainted_accounts(world, store, snapshot.state_root, events, corrupted_market)
+        tainted = _tainted_accounts(store, setup, snapshot.state_root, window, events, corrupted)
         candidates = [tx for block in window for tx in block.transactions
-                      if not _is_price_dependent(world, tx, tainted)]
+                      if not _is_price_dependent(setup, tx, tainted)]
         built = build_block(
             store, base, candidates, proposer=ZERO_ADDRESS,
             timestamp=history.header_at(halt_height).timestamp + 1, fork_id=old_fork_id,
@@ -220,13 +269,13 @@ def compute_recovery(
         for account in sorted(liquidated):
             positions = tuple(
                 (m, p.size, p.entry_price)
-                for m in world.market.markets
+                for m in setup.markets
                 for p in [get_position(store, snapshot.state_root, addresses, account, m)]
                 if p.size != 0
             )
             entries.append(SurgeryEntry(account, get_collateral(store, snapshot.state_root, addresses, account), positions))
         surgery = tuple(entries)
-        nonce = get_nonce(store, base.state_root, world.market.owner)
+        nonce = get_nonce(store, base.state_root, setup.owner)
         txs = [
             sign_call(owner_key, restore_account_call(addresses, e.account, e.collateral, e.positions),
                       nonce=nonce + i, fork_id=new_fork_id)
@@ -251,16 +300,16 @@ def compute_recovery(
         and e.id not in standing_withdrawals
     )
 
-    counterfactual = _replay_with_true_prices(store, world, snapshot, window)
+    counterfactual = _replay_with_true_prices(store, setup, feed, snapshot, window)
     restart_height = post_header.height + 1
     # The market kept moving while the chain was halted: the restart price is the true price
     # as many blocks later as the discarded window and the pause would have held.
     price_offset = halt_height - base.height + pause_blocks
-    reporter = world.market.reporter
+    reporter = address_of(setup.reporter_key)
+    probe_post = sign_call(setup.reporter_key, post_prices_call(addresses, feed(restart_height, offset=price_offset)),
+                           nonce=get_nonce(store, post_root, reporter), fork_id=old_fork_id)
     price_probe = build_block(
-        store, post_header,
-        [world.price_transaction(restart_height, get_nonce(store, post_root, reporter.address),
-                                 world.reference_prices(restart_height, offset=price_offset))],
+        store, post_header, [probe_post],
         proposer=ZERO_ADDRESS, timestamp=post_header.timestamp + 1, fork_id=old_fork_id,
     ).block.header.state_root
     compensation = []
@@ -275,7 +324,7 @@ def compute_recovery(
                 would_have, holds,
             ))
 
-    nonce = get_nonce(store, post_root, world.market.owner)
+    nonce = get_nonce(store, post_root, setup.owner)
     restart = []
     for entry in reconciliation:
         call = settle_l1_withdrawal_call(addresses, entry.account, entry.amount, entry.policy == "charge-vault")
@@ -299,18 +348,22 @@ def compute_recovery(
         restart_transactions=tuple(restart),
         counterfactual_root=counterfactual,
         liquidated_accounts=liquidated,
+        corrupted_markets=corrupted,
         price_offset=price_offset,
         discarded_transactions=discarded,
     )
 
 
-def _replay_with_true_prices(store: Store, world: World, snapshot: Header, window) -> bytes:
-    """The window re-executed from the snapshot with every price post at the true price."""
+def _replay_with_true_prices(store: Store, setup: ExchangeSetup, feed: Feed, snapshot: Header, window) -> bytes:
+    """The window re-executed from the snapshot with every price post at the feed's price."""
     parent = snapshot
     for block in window:
-        txs = list(block.transactions)
-        if txs and world.is_price_transaction(txs[0]):
-            txs[0] = world.price_transaction(block.height, txs[0].nonce, world.reference_prices(block.height))
+        txs = [
+            sign_call(setup.reporter_key, post_prices_call(setup.addresses, feed(block.height)),
+                      nonce=tx.nonce, fork_id=block.header.fork_id)
+            if is_price_post(setup.addresses, tx) else tx
+            for tx in block.transactions
+        ]
         parent = build_block(
             store, parent, txs, proposer=block.header.proposer,
             timestamp=block.header.timestamp, fork_id=block.header.fork_id,

@@ -105,9 +105,11 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
 
     old_fork_heights = [d.height for label, trace in run.traces if label == "chain" for d in trace.decisions
                         if d.node in trace.honest]
+    halt = run.halt_height if run.halt_height is not None else run.detected_height
     checks["halt"] = _check(
-        run.halt_height is not None and max(old_fork_heights, default=0) <= run.halt_height,
-        f"alarm at height {run.detected_height}; nothing committed past the halt height {run.halt_height}")
+        max(old_fork_heights, default=0) <= halt,
+        f"alarm at height {run.detected_height}; highest committed height {max(old_fork_heights, default=0)}, "
+        f"halt height {halt}")
     if run.plan is None:
         checks["certificate"] = _check(False, "no rollback certificate was formed")
         return checks
@@ -119,8 +121,8 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
         checks["certificate"] = _check(False, str(error))
 
     recovery = run.recovery
-    restored = {n.index: n.restored_root for n in run.honest if n.restored_root is not None}
-    errors = [f"validator {n.index}: {n.restore_error}" for n in run.honest if n.restore_error]
+    restored = {n.index: n.view.restored_root for n in run.honest if n.view.restored_root is not None}
+    errors = [f"validator {n.index}: {n.view.restore_error}" for n in run.honest if n.view.restore_error]
     checks["restored_roots"] = _check(
         not errors and restored and all(r == run.plan.expected_root for r in restored.values()),
         errors[0] if errors else f"{len(restored)} honest validators restored to the certificate's expected root")
@@ -147,7 +149,7 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
     rejected, tried = replay_rejections(run)
     checks["replay_protection"] = _check(
         rejected == tried, f"{rejected} of {tried} signed transactions of the discarded window rejected on fork "
-                           f"{run.fork_id}")
+                           f"{run.plan.new_fork_id}")
 
     final_root = reference.head.state_root
     ok, detail = perps_identities(run, final_root)
@@ -169,8 +171,8 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
     restart_height = recovery.restart_height
     goal = max(run.scenario.chain.heights, restart_height + MIN_RESTART_BLOCKS - 1)
     checks["liveness"] = _check(
-        reference.height >= goal and reference.head.fork_id == run.fork_id,
-        f"fork {run.fork_id} reached height {reference.height} (restart at {restart_height}, goal {goal})")
+        reference.height >= goal and reference.head.fork_id == run.plan.new_fork_id,
+        f"fork {run.plan.new_fork_id} reached height {reference.height} (restart at {restart_height}, goal {goal})")
     return checks
 
 
@@ -233,7 +235,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             ],
         },
         "oracle": _stale_oracle_section(run),
-        "timeline": sorted(run.timeline.entries, key=lambda entry: entry["time_s"]),
+        "timeline": sorted(run.record.timeline, key=lambda entry: entry["time_s"]),
         "checks": {},
         "metrics": {},
     }
@@ -258,9 +260,9 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
                 "power": run.validator_set.get_power(certificate.signers()),
                 "votes": [_message_json(v) for v in sorted(certificate.votes, key=lambda v: v.validator)],
             },
-            "restored_roots": {str(n.index): _hex(n.restored_root) for n in run.nodes
-                               if n.restored_root is not None},
-            "restore_errors": {str(n.index): n.restore_error for n in run.nodes if n.restore_error},
+            "restored_roots": {str(n.index): _hex(n.view.restored_root) for n in run.nodes
+                               if n.view.restored_root is not None},
+            "restore_errors": {str(n.index): n.view.restore_error for n in run.nodes if n.view.restore_error},
             "rejected_plans": [
                 {"plan_hash": _hex(h), "proposer": e["proposer"], "reason": e["reason"],
                  "rejected_by": sorted(e["rejected_by"])}

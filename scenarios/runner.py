@@ -1,51 +1,48 @@
 """The runner: one scenario, end to end, from one seed.
 
-Phases, on one virtual clock (heights stand still during the halt, time does not):
+It wires phases on one virtual clock (heights stand still during the halt, time does not)
+and records what happened; every decision inside a phase is a validator's own, made from
+what that validator holds (see `consensus.emergency` and `validators.node`):
 
 1. chain: validators run Tendermint over the simulated network on the real chain; actors
-   submit transactions; the price glitch starts at its height; each validator compares the
-   oracle's on-chain prices with its own reference feed and, once the deviation alarm has
-   held for `detection.delay_blocks` (or at the operator's halt height), commits nothing
-   past that height.
+   submit transactions; each validator runs its own deviation alarm after every commit
+   and halts when it fires.
 2. halt: nothing happens for `response.pause_s`.
-3. emergency upgrade: every validator signs a view; the restore plan is voted like a block
-   on the new fork; 2/3+ of the power signed is the rollback certificate. Each validator
-   applies the plan and checks its root against the certificate's expected root.
+3. emergency upgrade: every validator gossips its signed view, syncs certified blocks it
+   lacks, and votes on a restore plan like a block; a validator that decides the plan
+   applies it to its own chain and checks its root against the certificate.
 4. restart: the new fork runs until the final chain reaches `chain.heights`; its first
-   block carries the reconciliation and compensation ledgers.
-5. checks over everything that happened; the report.
+   block carries the reconciliation and compensation ledgers each validator certified.
+5. the record (`Run`), which `scenarios.report` judges.
+
+Each phase takes the setup and returns a frozen result. Who is honest is known here only
+to the checks and the report, which judge the run afterwards.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from chain.blocks import Block
-from chain.exchange import (
-    Compensated,
-    Liquidated,
-    decode_events,
-    get_perps_totals,
-)
+from chain.exchange import Compensated, Liquidated, decode_events, get_perps_totals, get_price
 from chain.execution import ExecutionResult, apply_block, build_block
 from chain.history import History
 from chain.restore import rollback
 from chain.state import get_balance
 from chain.store import MemoryStore, SQLiteStore, Store
-from consensus.checks import check_agreement, check_no_double_sign
 from consensus.emergency import (
-    EmergencyError,
-    NO_BAD_HEIGHT,
     PLAN_HEIGHT,
+    Alarm,
+    EmergencyEngine,
+    EmergencyError,
     HaltView,
     RestorePlan,
     RollbackCertificate,
     compute_target,
     get_plan_fork_id,
-    is_price_deviation,
     sign_view,
     verify_rollback_certificate,
 )
@@ -57,135 +54,80 @@ from consensus.messages import (
     is_signature_memo_enabled,
     set_signature_memo,
 )
-from consensus.network import CrashFault, LinkProfile, Partition, run_until, seconds_to_us
-from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
+from consensus.network import CrashFault, LinkProfile, Partition, run_until
+from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
-from scenarios.recovery import Recovery, compute_recovery
+from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
 from scenarios.schema import Scenario
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
 from validators.keys import ValidatorKey, derive_validator_keys
-from validators.node import ChainApp, NodeView, PlanApp, make_block_decoder, make_node_kit
+from validators.node import ChainApp, NodeChain, NodeView, PlanApp, make_block_decoder, make_node_kit
 
-VIEW_WINDOW = 64  # heights of roots a halt view reports (bounded: a view is a small message)
-VIEW_RESEND_S = 1.0
-MAX_VIEW_SENDS = 3600
 PLAN_TIMEOUTS = TimeoutConfig(propose_s=5.0, propose_delta_s=2.0, prevote_s=1.0, precommit_s=1.0, commit_s=0.5)
 MAX_EVENTS_PER_PHASE = 2_000_000
 MIN_RESTART_BLOCKS = 3
-PLAN_MAX_WAIT_S = 600.0  # after the last partition heals, give up on a certificate (and say so)
-VIEW_GATHER_S = 2.0  # views gossip this long before the first plan is proposed (as in wen_restart)
+PLAN_MAX_WAIT_S = 600.0  # after the last fault ends, give up on a certificate (and say so)
 
 
 class RunFailed(AssertionError):
     """Raised when an internal invariant of a run breaks (a bug, not bad input)."""
 
 
+# ---------------------------------------------------------------- setup
+
+
 @dataclass
 class Node:
-    """A validator during a run: key, journal, chain view, behaviour."""
+    """A validator during a run: its key, journal, behaviour and own chain view."""
 
     index: int
     behaviour: str
     key: ValidatorKey
     journal: Journal
     view: NodeView
-    first_bad_height: int = NO_BAD_HEIGHT
-    restored_root: bytes | None = None
-    restore_error: str | None = None
-    plan_certificate: CommitCertificate | None = None
+    recovery: Recovery | None = None  # what it computed for the plan it applied
 
     @property
     def is_honest(self) -> bool:
+        """For judging the run only: no decision inside a phase reads it."""
         return self.behaviour == "honest"
 
 
-@dataclass
-class Timeline:
-    """When things happened: heights and virtual seconds."""
-
-    entries: list[dict] = field(default_factory=list)
-
-    def note(self, what: str, time_s: float, height: int | None = None, detail: str = "") -> None:
-        self.entries.append({"event": what, "time_s": round(time_s, 3), "height": height, "detail": detail})
-
-
-@dataclass
-class Run:
-    """Everything one run builds and records; the report is computed from it."""
+@dataclass(frozen=True)
+class RunSetup:
+    """Everything fixed before a run starts: scenario, genesis, keys, validators, memos."""
 
     scenario: Scenario
     seed: int
     store: Store
     world: World
     validator_set: ValidatorSet
-    nodes: list[Node]
+    nodes: tuple[Node, ...]
+    exchange: ExchangeSetup
     memo: bool
     cache: dict | None
     decoded: dict | None
-    results: dict[int, ExecutionResult] = field(default_factory=dict)
-    prices: dict[int, dict[int, int]] = field(default_factory=dict)
+    recoveries: dict = field(default_factory=dict)  # memo: (chain head, target, mode) -> Recovery
+
+
+@dataclass
+class Recorder:
+    """What the harness observes while phases run (the public chain, as the actors see it)."""
+
+    results: dict[bytes, ExecutionResult] = field(default_factory=dict)  # block hash -> result
+    prices: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)  # (fork, height) -> on-chain
     liquidations: list[tuple[int, int, bytes]] = field(default_factory=list)  # (fork, height, account)
-    timeline: Timeline = field(default_factory=Timeline)
-    traces: list[tuple[str, Trace]] = field(default_factory=list)
-    fork_id: int = 0
-    stale_until_height: int = -1
-    stale_prices: dict[int, int] = field(default_factory=dict)
-    required_prefix: dict[int, tuple[bytes, ...]] = field(default_factory=dict)
-    restart_transactions: dict[int, tuple] = field(default_factory=dict)
-    recovery: Recovery | None = None
-    plan: RestorePlan | None = None
-    certificate: CommitCertificate | None = None
-    halt_height: int | None = None
-    detected_height: int | None = None
-    first_bad_height: int | None = None
-    recoveries: dict[tuple[int, int, bytes], Recovery] = field(default_factory=dict)
+    timeline: list[dict] = field(default_factory=list)
+    decided: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> first block hash
+    split_at: tuple[int, int] | None = None
     progress: Callable[[str, int, float], None] | None = None
-    candidates: dict[tuple, list] = field(default_factory=dict)
-    snapshot_root_before_restore: bytes | None = None
-    decided: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> hash
-    split_at: tuple[int, int] | None = None  # where two honest validators decided differently
-    rejected_plans: dict[bytes, dict] = field(default_factory=dict)
+    first_bad_height: int | None = None
+    detected_height: int | None = None
 
-    @property
-    def honest(self) -> list[Node]:
-        return [n for n in self.nodes if n.is_honest]
-
-    @property
-    def reference(self) -> Node:
-        """The honest validator whose chain the report describes: of those that restored
-        cleanly (before any restore, of all honest ones), the furthest ahead, lowest index first.
-        Agreement makes every other honest chain a prefix of it."""
-        restored = [n for n in self.honest if n.restored_root is not None and n.restore_error is None]
-        return max(restored or self.honest, key=lambda n: (n.view.history.height, -n.index))
-
-
-# ---------------------------------------------------------------- the mempool
-
-
-class WorldMempool:
-    """The actors' candidate transactions, shared by every proposer (gossip is instant)."""
-
-    def __init__(self, run: Run):
-        self.run = run
-
-    def candidates_for(self, parent_height: int, parent_root: bytes):
-        run = self.run
-        world = run.world
-        if world.index.height != parent_height:
-            return []  # a lagging proposer: its block could never be the one decided
-        key = (run.fork_id, parent_height, parent_root)
-        if key not in run.candidates:
-            height = parent_height + 1
-            overrides = run.stale_prices if height <= run.stale_until_height else None
-            txs = list(run.restart_transactions.get(height, ()))
-            txs += world.transactions_for(parent_height, parent_root, price_overrides=overrides)
-            run.candidates = {key: txs}
-        return run.candidates[key]
-
-
-# ---------------------------------------------------------------- setup
+    def note(self, what: str, time_s: float, height: int | None = None, detail: str = "") -> None:
+        self.timeline.append({"event": what, "time_s": round(time_s, 3), "height": height, "detail": detail})
 
 
 def _power(scenario: Scenario) -> tuple[int, ...]:
@@ -193,7 +135,21 @@ def _power(scenario: Scenario) -> tuple[int, ...]:
     return tuple(scenario.validators.power) if scenario.validators.power else (1,) * count
 
 
-def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True) -> Run:
+def _make_price_reader(store: Store, exchange: ExchangeSetup, memo: dict | None):
+    """root -> the oracle's prices there (a pure function of the root; memoised when `memo`)."""
+
+    def read(root: bytes) -> dict[int, int]:
+        if memo is not None and root in memo:
+            return memo[root]
+        prices = {m: get_price(store, root, exchange.addresses, m) for m in exchange.markets}
+        if memo is not None:
+            memo[root] = prices
+        return prices
+
+    return read
+
+
+def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True) -> RunSetup:
     """Genesis, keys, journals and every validator's chain view; nothing runs yet."""
     seed = scenario.seed
     if data_dir is not None:
@@ -202,39 +158,37 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
     else:
         store = MemoryStore()
     world = build_world(scenario, store, seed)
+    market = world.market
+    detection = scenario.detection
+    exchange = ExchangeSetup(market.addresses, market.markets, market.owner_key, market.reporter.key,
+                             detection.deviation_bps)
     count = scenario.validators.count
     keys = derive_validator_keys(derive_seed(seed, "validators") % (2**63), count)
     validator_set = ValidatorSet(tuple(k.public_key for k in keys), _power(scenario))
     behaviours = {b.index: b.behaviour for b in scenario.validators.byzantine}
+    read_prices = _make_price_reader(store, exchange, {} if memo else None)
     nodes = []
     for index, key in enumerate(keys):
         journal = (
             SQLiteJournal(Path(data_dir) / f"journal-{index}.sqlite") if data_dir else MemoryJournal()
         )
         history = History.create(store, world.genesis.header, view=f"validator-{index}")
-        view = NodeView(index=index, address=key.address, history=history, fork_id=0)
+        alarm = Alarm(detection.deviation_bps, detection.delay_blocks, detection.operator_halt_height)
+        view = NodeView(index=index, address=key.address, history=history, fork_id=0,
+                        feed=world.reference_prices, read_prices=read_prices, alarm=alarm)
         nodes.append(Node(index, behaviours.get(index, "honest"), key, journal, view))
     if not any(n.is_honest for n in nodes):
         raise RunFailed("a run needs at least one honest validator")
-    return Run(
-        scenario=scenario,
-        seed=seed,
-        store=store,
-        world=world,
-        validator_set=validator_set,
-        nodes=nodes,
-        memo=memo,
-        cache={} if memo else None,
-        decoded={} if memo else None,
-    )
+    return RunSetup(scenario, seed, store, world, validator_set, tuple(nodes), exchange, memo,
+                    {} if memo else None, {} if memo else None)
 
 
-def _sim_config(run: Run, *, fork_id: int, start_height: int, start_s: float, timeouts: TimeoutConfig,
+def _sim_config(setup: RunSetup, *, fork_id: int, start_height: int, start_s: float, timeouts: TimeoutConfig,
                 label: str) -> SimConfig:
-    scenario = run.scenario
+    scenario = setup.scenario
     network = scenario.network
     return SimConfig(
-        seed=derive_seed(run.seed, "network", label) % (2**63),
+        seed=derive_seed(setup.seed, "network", label) % (2**63),
         fork_id=fork_id,
         start_height=start_height,
         target_height=10**9,
@@ -259,182 +213,160 @@ def _sim_config(run: Run, *, fork_id: int, start_height: int, start_s: float, ti
     )
 
 
-# ---------------------------------------------------------------- phase 1: the chain
+def _is_running(sim: Simulation, index: int) -> bool:
+    return sim.nodes[index].engine is not None
 
 
-def _on_commit(run: Run, node: Node, block: Block, result: ExecutionResult, now_s: float) -> None:
-    height = block.height
-    if node.is_honest:
-        first = run.decided.setdefault((run.fork_id, height), block.hash)
-        if first != block.hash and run.split_at is None:
-            run.split_at = (run.fork_id, height)
-            run.timeline.note("agreement broken", now_s, height, "two honest validators decided different blocks")
-    world = run.world
-    if height not in run.results or run.results[height] is not result:
-        if world.index.height == height - 1 and node.is_honest:
-            run.results[height] = result
-            events = world.observe(block, result)
-            run.prices[height] = dict(world.index.prices)
-            run.liquidations += [(run.fork_id, height, e.account) for e in events if isinstance(e, Liquidated)]
-            if run.progress:
-                run.progress("chain" if run.fork_id == 0 else "restart", height, now_s)
-    prices = run.prices.get(height)
-    if prices is None or not node.is_honest:
-        return
-    detection = run.scenario.detection
-    reference = world.reference_prices(height)
-    deviates = any(is_price_deviation(prices.get(m, 0), reference[m], detection.deviation_bps) for m in reference)
-    if deviates and node.first_bad_height == NO_BAD_HEIGHT and run.fork_id == 0:
-        node.first_bad_height = height
-        if run.first_bad_height is None:
-            run.first_bad_height = height
-            run.timeline.note("glitch on chain", now_s, height, "oracle price deviates from the reference feed")
-    if node.view.halt_height is not None or run.fork_id != 0:
-        return
-    alarm = node.first_bad_height != NO_BAD_HEIGHT and height >= node.first_bad_height + detection.delay_blocks
-    operator = detection.operator_halt_height is not None and height >= detection.operator_halt_height
-    if alarm or operator:
-        node.view.halt_height = height
-        if run.detected_height is None:
-            run.detected_height = height
-            run.timeline.note("halt", now_s, height, "deviation alarm" if alarm else "operator halt")
+# ---------------------------------------------------------------- the mempool
 
 
-def _make_chain_kit(run: Run, mempool: WorldMempool, clock: Callable[[], float]):
-    decode = make_block_decoder(run.decoded)
+class WorldMempool:
+    """The actors' candidate transactions, shared by every proposer (gossip is instant)."""
+
+    def __init__(self, world: World, fork_id: int, stale_until_height: int = -1,
+                 stale_prices: dict[int, int] | None = None):
+        self.world = world
+        self.fork_id = fork_id
+        self.stale_until_height = stale_until_height
+        self.stale_prices = stale_prices or {}
+        self._candidates: dict[tuple, list] = {}
+
+    def candidates_for(self, parent_height: int, parent_root: bytes):
+        world = self.world
+        if world.index.height != parent_height:
+            return []  # a lagging proposer: its block could never be the one decided
+        key = (self.fork_id, parent_height, parent_root)
+        if key not in self._candidates:
+            height = parent_height + 1
+            overrides = self.stale_prices if height <= self.stale_until_height else None
+            self._candidates = {key: world.transactions_for(parent_height, parent_root, price_overrides=overrides)}
+        return self._candidates[key]
+
+
+# ---------------------------------------------------------------- phase 1 and 4: blocks
+
+
+@dataclass(frozen=True)
+class BlocksPhase:
+    """A phase that commits blocks (the first fork, or the restart): its trace and end."""
+
+    label: str
+    fork_id: int
+    trace: Trace
+    start_s: float
+    end_s: float
+    goal_height: int
+
+
+def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, result: ExecutionResult,
+                    now_s: float, phase: str) -> None:
+    """The harness's record of a commit: the first block certified at each (fork, height) is
+    the public chain the actors follow; a second one is a split."""
+    fork, height = block.header.fork_id, block.height
+    first = rec.decided.setdefault((fork, height), block.hash)
+    if first != block.hash and rec.split_at is None:
+        rec.split_at = (fork, height)
+        rec.note("agreement broken", now_s, height, "two certified blocks at the same height")
+    world = setup.world
+    if first == block.hash and block.hash not in rec.results and world.index.height == height - 1 \
+            and world.fork_id == fork:
+        rec.results[block.hash] = result
+        events = world.observe(block, result)
+        rec.prices[(fork, height)] = dict(world.index.prices)
+        rec.liquidations += [(fork, height, e.account) for e in events if isinstance(e, Liquidated)]
+        if rec.progress:
+            rec.progress(phase, height, now_s)
+    alarm = node.view.alarm
+    if alarm is not None and alarm.first_bad_height and rec.first_bad_height is None:
+        rec.first_bad_height = alarm.first_bad_height
+        rec.note("glitch on chain", now_s, alarm.first_bad_height,
+                 f"validator {node.index}: oracle price deviates from its feed")
+    if alarm is not None and alarm.halt_height is not None and rec.detected_height is None:
+        rec.detected_height = alarm.halt_height
+        reason = "deviation alarm" if alarm.first_bad_height else "operator halt"
+        rec.note("halt", now_s, alarm.halt_height, f"validator {node.index}: {reason}")
+
+
+def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_box: list, phase: str):
+    decode = make_block_decoder(setup.decoded)
+
+    def now_s() -> float:
+        return sim_box[0].now_s if sim_box else 0.0
 
     def make_kit(index: int):
-        node = run.nodes[index]
+        node = setup.nodes[index]
         app = ChainApp(
             view=node.view,
             mempool=mempool,
             decode=decode,
-            get_time_s=clock,
-            on_commit=lambda i, block, result: _on_commit(run, run.nodes[i], block, result, clock()),
-            cache=run.cache if node.is_honest else None,
-            required_prefix=run.required_prefix,
+            get_time_s=now_s,
+            on_commit=lambda i, block, result: _observe_commit(setup, rec, setup.nodes[i], block, result,
+                                                               now_s(), phase),
+            cache=setup.cache,
         )
         return make_node_kit(app, node.key, node.journal)
 
     return make_kit
 
 
-def _running_honest(run: Run, sim: Simulation) -> list[Node]:
-    return [n for n in run.honest if sim.nodes[n.index].engine is not None]
-
-
-def run_chain_phase(run: Run) -> float:
-    """Phase 1: blocks until every honest validator halts or the chain reaches its height."""
-    holder: list[Simulation] = []
-    clock = lambda: holder[0].loop.now_us / 1e6 if holder else 0.0  # noqa: E731
-    heights = run.scenario.chain.heights
-    config = _sim_config(run, fork_id=0, start_height=1, start_s=0.0,
-                         timeouts=TimeoutConfig(commit_s=run.scenario.chain.block_time_s), label="chain")
-    sim = create_simulation(config, run.validator_set, _make_chain_kit(run, WorldMempool(run), clock))
-    holder.append(sim)
+def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
+    """Phase 1: blocks until every running validator has halted or the chain reached its height."""
+    heights = setup.scenario.chain.heights
+    config = _sim_config(setup, fork_id=0, start_height=1, start_s=0.0,
+                         timeouts=TimeoutConfig(commit_s=setup.scenario.chain.block_time_s), label="chain")
+    box: list[Simulation] = []
+    sim = create_simulation(config, setup.validator_set,
+                            _make_chain_kit(setup, rec, WorldMempool(setup.world, 0), box, "chain"))
+    box.append(sim)
 
     def is_done() -> bool:
-        if run.split_at is not None:
+        if rec.split_at is not None:
             return True  # nothing sound can be built on a split chain: stop and convict
-        running = _running_honest(run, sim)
+        running = [n for n in setup.nodes if _is_running(sim, n.index)]
         return bool(running) and all(
             (n.view.halt_height is not None and n.view.history.height >= n.view.halt_height)
             or n.view.history.height >= heights
             for n in running
         )
 
-    result = run_until(sim.loop, sim._handle, config.max_events, until_s=heights * 60.0 + 3600.0,
-                       stop=is_done)
+    result = sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
     sim.trace.result = result
-    run.traces.append(("chain", sim.trace))
-    return sim.loop.now_us / 1e6
+    return BlocksPhase("chain", 0, sim.trace, 0.0, sim.now_s, heights)
 
 
-# ---------------------------------------------------------------- state sync
+# ---------------------------------------------------------------- phase 3: the emergency upgrade
 
 
-def sync_lagging_nodes(run: Run) -> None:
-    """Honest nodes behind the reference copy its blocks, re-executing each (state sync)."""
-    reference = max(run.honest, key=lambda n: (n.view.history.height, -n.index)).view.history
-    for node in run.honest:
-        align_history(run, node.view.history, reference)
+@dataclass(frozen=True)
+class EmergencyPhase:
+    """The plan vote: its trace, the certified plan (if any) and what each validator did."""
+
+    trace: Trace
+    start_s: float
+    end_s: float
+    old_fork_id: int
+    new_fork_id: int
+    plan: RestorePlan | None
+    certificate: CommitCertificate | None
+    rejected_plans: dict[bytes, dict]
+    view_conflicts: tuple[tuple[int, int, int], ...]  # (seen by, view signer, height)
+    views_rejected: int
 
 
-def align_history(run: Run, history: History, reference: History) -> None:
-    """Make `history` the reference's chain: keep the common prefix, re-execute the rest."""
-    common = min(history.height, reference.height)
-    while common > 0 and history.block_at(common).hash != reference.block_at(common).hash:
-        common -= 1  # bounded by the height
-    history.truncate_above(common)
-    for height in range(common + 1, reference.height + 1):
-        block = reference.block_at(height)
-        apply_block(run.store, history.head.state_root, block, cache=run.cache)
-        history.append(block)
-
-
-# ---------------------------------------------------------------- phase 3: the plan
-
-
-def _make_view(run: Run, node: Node) -> HaltView | None:
-    history = node.view.history
-    if node.behaviour in ("crash", "withhold"):
-        return None
-    start = max(0, history.height - VIEW_WINDOW)
-    roots = tuple(history.root_at(h) for h in range(start, history.height + 1))
-    first_bad = node.first_bad_height
-    if node.behaviour == "wrong-root":
-        roots = tuple(bytes(32) for _ in roots)
-        first_bad = 1  # tries to drag everyone back to genesis
-    view = HaltView(node.index, run.fork_id, history.height, first_bad, start, roots)
-    return sign_view(node.key.private_key, view)
-
-
-def _view_arrivals(run: Run, config: SimConfig, views: dict[int, HaltView], start_us: int) -> dict[tuple[int, int], int]:
-    """When each view first reaches each validator: resent every second until it arrives."""
-    network = build_network(config, run.validator_set.size)
-    arrivals: dict[tuple[int, int], int] = {}
-    for sender in sorted(views):
-        for receiver in range(run.validator_set.size):
-            if receiver == sender:
-                arrivals[(sender, receiver)] = start_us
-                continue
-            for attempt in range(MAX_VIEW_SENDS):
-                sent_us = start_us + seconds_to_us(attempt * VIEW_RESEND_S)
-                times = network.plan_delivery_us(sender, receiver, sent_us)
-                if times:
-                    arrivals[(sender, receiver)] = min(times)
-                    break
-    return arrivals
-
-
-def compute_plan_for(run: Run, node: Node, views: tuple[HaltView, ...]) -> RestorePlan:
-    """The plan `node` computes from `views` and its own chain (the recovery is memoised)."""
-    target = compute_target(views, run.validator_set)
-    halt = node.view.history.height
+def compute_plan_for(setup: RunSetup, node: Node, views: tuple[HaltView, ...]) -> RestorePlan:
+    """The plan `node` computes from `views` and its own chain (the recovery is memoised by
+    the chain it is computed from: a validator on another chain never shares it)."""
+    view = node.view
+    old_fork = view.fork_id
+    target = compute_target(views, setup.validator_set, old_fork)
+    history = view.history
+    halt = history.height
     if not target.height < halt:
         raise EmergencyError(f"validator {node.index} holds no block past the target {target.height}")
-    # Keyed by the chain it is computed from: a validator on another chain never shares it.
-    key = (target.height, halt, node.view.history.head.hash)
-    recovery = run.recoveries.get(key)
-    if recovery is None:
-        recovery = compute_recovery(
-            store=run.store,
-            history=node.view.history,
-            world=run.world,
-            results=run.results,
-            target_height=target.height,
-            halt_height=halt,
-            mode=run.scenario.response.mode,
-            policy=run.scenario.response.withdrawal_policy,
-            old_fork_id=run.fork_id,
-            new_fork_id=run.fork_id + 1,
-            finality_blocks=run.scenario.chain.finality_blocks,
-            pause_blocks=int(run.scenario.response.pause_s / run.scenario.chain.block_time_s),
-        )
-        run.recoveries[key] = recovery
+    recovery = get_recovery(setup, node, target.height)
     return RestorePlan(
-        old_fork_id=run.fork_id,
-        new_fork_id=run.fork_id + 1,
+        old_fork_id=old_fork,
+        new_fork_id=old_fork + 1,
         halt_height=halt,
         target_height=target.height,
         snapshot_root=recovery.snapshot_root,
@@ -448,194 +380,376 @@ def compute_plan_for(run: Run, node: Node, views: tuple[HaltView, ...]) -> Resto
     )
 
 
-def run_plan_phase(run: Run, start_s: float) -> float:
-    """Phase 3: views, the plan voted like a block, the rollback certificate."""
-    views = {n.index: v for n in run.nodes if (v := _make_view(run, n)) is not None}
-    holder: list[Simulation] = []
-    new_fork = run.fork_id + 1
-    config = _sim_config(run, fork_id=get_plan_fork_id(new_fork), start_height=PLAN_HEIGHT, start_s=start_s + VIEW_GATHER_S,
-                         timeouts=PLAN_TIMEOUTS, label="plan")
-    view_config = _sim_config(run, fork_id=new_fork, start_height=PLAN_HEIGHT, start_s=start_s,
-                              timeouts=PLAN_TIMEOUTS, label="views")
-    arrivals = _view_arrivals(run, view_config, views, seconds_to_us(start_s))
-    run.timeline.note("views exchanged", start_s, None, f"{len(views)} signed halt views")
-
-    def known_views(index: int) -> tuple[HaltView, ...]:
-        now_us = holder[0].loop.now_us if holder else seconds_to_us(start_s + VIEW_GATHER_S)
-        return tuple(v for sender, v in sorted(views.items())
-                     if arrivals.get((sender, index), 1 << 62) <= now_us)
-
-    def on_certificate(index: int, plan: RestorePlan, certificate: CommitCertificate) -> None:
-        node = run.nodes[index]
-        node.plan_certificate = certificate
-        if run.plan is None and node.is_honest:
-            run.plan, run.certificate = plan, certificate
-            run.timeline.note("rollback certificate", holder[0].loop.now_us / 1e6, plan.target_height,
-                              f"plan 0x{plan.hash.hex()[:16]} signed by {len(certificate.votes)} validators")
-
-    def make_kit(index: int):
-        node = run.nodes[index]
-        app = PlanApp(
-            view=node.view,
-            validator_set=run.validator_set,
-            known_views=lambda i=index: known_views(i),
-            compute_plan=lambda vs, n=node: compute_plan_for(run, n, vs),
-            on_certificate=on_certificate,
-        )
-        return make_node_kit(app, node.key, node.journal)
-
-    sim = create_simulation(config, run.validator_set, make_kit)
-    holder.append(sim)
-
-    def is_done() -> bool:
-        running = _running_honest(run, sim)
-        return bool(running) and all(n.plan_certificate is not None for n in running)
-
-    last_heal = max([p.end_s for p in run.scenario.network.partitions] + [start_s])
-    result = run_until(sim.loop, sim._handle, MAX_EVENTS_PER_PHASE, until_s=last_heal + PLAN_MAX_WAIT_S, stop=is_done)
-    sim.trace.result = result
-    run.traces.append(("plan", sim.trace))
-    proposers = {m.block_hash: m.proposer for m in sim.trace.messages if isinstance(m, Proposal)}
-    for node in run.honest:
-        for plan_hash, reason in sim.nodes[node.index].kit.app.rejections:
-            entry = run.rejected_plans.setdefault(plan_hash, {"proposer": proposers.get(plan_hash),
-                                                              "reason": reason, "rejected_by": []})
-            if node.index not in entry["rejected_by"]:
-                entry["rejected_by"].append(node.index)
-    for plan_hash, entry in sorted(run.rejected_plans.items(), key=lambda item: str(item[1]["proposer"])):
-        run.timeline.note("plan rejected", start_s, None,
-                          f"proposer {entry['proposer']}: {entry['reason']} (by {entry['rejected_by']})")
-    return sim.loop.now_us / 1e6
-
-
-# ---------------------------------------------------------------- phase 4: restore
-
-
-def apply_plan(run: Run, node: Node, plan: RestorePlan, recovery: Recovery) -> None:
-    """Apply the certified plan on `node`'s own chain; check the root before it votes again."""
+def get_recovery(setup: RunSetup, node: Node, target_height: int) -> Recovery:
+    """What restoring `node`'s own chain to `target_height` gives (memoised by its head)."""
     history = node.view.history
+    scenario = setup.scenario
+    key = (history.head.hash, target_height, history.height)
+    recovery = setup.recoveries.get(key)
+    if recovery is None:
+        recovery = compute_recovery(
+            store=setup.store,
+            history=history,
+            setup=setup.exchange,
+            feed=node.view.feed,
+            target_height=target_height,
+            halt_height=history.height,
+            mode=scenario.response.mode,
+            policy=scenario.response.withdrawal_policy,
+            old_fork_id=node.view.fork_id,
+            new_fork_id=node.view.fork_id + 1,
+            finality_blocks=scenario.chain.finality_blocks,
+            pause_blocks=int(scenario.response.pause_s / scenario.chain.block_time_s),
+            cache=setup.cache,
+        )
+        setup.recoveries[key] = recovery
+    return recovery
+
+
+def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certificate: CommitCertificate) -> None:
+    """`node` applies the plan it decided to its own chain, then checks its root against the
+    certificate's expected root; on a mismatch it reports and never votes on the new fork."""
+    view = node.view
+    if view.plan_certificate is not None:
+        return
+    try:
+        recovery = get_recovery(setup, node, plan.target_height)
+    except (EmergencyError, AssertionError) as error:
+        view.plan_certificate = certificate
+        view.restore_error = f"cannot compute the certified plan from its own chain: {error}"
+        return
+    mine = compute_plan_for(setup, node, plan.views) if recovery.halt_height == plan.halt_height else None
+    view.plan_certificate = certificate
+    if mine is None or mine.hash != plan.hash:
+        view.restore_error = "the certified plan is not the one this validator computes from its own chain"
+        return
+    node.recovery = recovery
+    history = view.history
     if plan.mode in ("full-rollback", "rollback-replay"):
         rollback(history, plan.target_height)
     if recovery.restore_block is not None:
-        try:
-            apply_block(run.store, history.head.state_root, recovery.restore_block, cache=run.cache)
-            history.append(recovery.restore_block)
-        except Exception as error:  # noqa: BLE001 — reported, the node stays halted
-            node.restore_error = f"restore block does not apply: {error}"
-            return
-    node.restored_root = history.head.state_root
-    if node.restored_root != plan.expected_root:
-        node.restore_error = (
-            f"restored root 0x{node.restored_root.hex()} != certificate's expected 0x{plan.expected_root.hex()}"
+        apply_block(setup.store, history.head.state_root, recovery.restore_block, cache=setup.cache)
+        history.append(recovery.restore_block)
+    view.restored_root = history.head.state_root
+    view.fork_id = plan.new_fork_id
+    view.alarm = None  # the alarm watches the first fork only
+    view.restart_ledger = {recovery.restart_height: recovery.restart_transactions}
+    if view.restored_root != plan.expected_root:
+        view.restore_error = (f"restored root 0x{view.restored_root.hex()} != certificate's expected "
+                              f"0x{plan.expected_root.hex()}")
+
+
+def _view_signer(node: Node):
+    """How `node` signs its own view: honestly, or as its behaviour lies."""
+    key = node.key.private_key
+
+    def sign(view: HaltView) -> HaltView | None:
+        if node.behaviour in ("crash", "withhold"):
+            return None
+        if node.behaviour == "wrong-root":
+            view = view.copy(roots=tuple(bytes(32) for _ in view.roots), first_bad_height=1)
+        return sign_view(key, view)
+
+    return sign
+
+
+def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> EmergencyPhase:
+    """Phase 3: views and sync through the network, the plan voted like a block, each
+    validator applying the plan it decided."""
+    old_fork = max(n.view.fork_id for n in setup.nodes)
+    new_fork = old_fork + 1
+    config = _sim_config(setup, fork_id=get_plan_fork_id(new_fork), start_height=PLAN_HEIGHT, start_s=start_s,
+                         timeouts=PLAN_TIMEOUTS, label="plan")
+    decode = make_block_decoder(setup.decoded)
+    engines: dict[int, EmergencyEngine] = {}
+    certified: dict[int, RestorePlan] = {}  # validator -> the plan it decided
+    box: list[Simulation] = []
+    rec.note("views exchanged", start_s, None, "every validator gossips its signed halt view")
+
+    def on_certificate(index: int, plan: RestorePlan, certificate: CommitCertificate) -> None:
+        node = setup.nodes[index]
+        certified[index] = plan
+        apply_certified_plan(setup, node, plan, certificate)
+        if not any(e["event"] == "rollback certificate" for e in rec.timeline):
+            rec.note("rollback certificate", box[0].now_s, plan.target_height,
+                     f"plan 0x{plan.hash.hex()[:16]} decided by validator {index}, "
+                     f"{len(certificate.votes)} signatures")
+
+    def make_kit(index: int):
+        node = setup.nodes[index]
+        app = PlanApp(
+            view=node.view,
+            validator_set=setup.validator_set,
+            known_views=lambda i=index: engines[i].get_known_views() if i in engines else (),
+            compute_plan=lambda views, n=node: compute_plan_for(setup, n, views),
+            on_certificate=on_certificate,
         )
+        kit = make_node_kit(app, node.key, node.journal)
+        chain = NodeChain(node.view, old_fork, setup.validator_set, decode, setup.cache)
 
+        def wrap(engine, i=index, node_chain=chain):
+            engines[i] = EmergencyEngine(i, setup.validator_set, old_fork, node_chain, engine, _view_signer(node))
+            return engines[i]
 
-def restore_all(run: Run, now_s: float) -> None:
-    """Phase 4 on every honest validator that holds the certificate."""
-    plan = run.plan
-    assert plan is not None
-    reference = run.reference.view.history
-    mine = compute_plan_for(run, run.reference, plan.views)  # memoised if it voted
-    assert mine.hash == plan.hash, "the reference validator's own plan differs from the certified one"
-    recovery = run.recoveries[(plan.target_height, plan.halt_height, reference.head.hash)]
-    run.recovery = recovery
-    run.snapshot_root_before_restore = run.reference.view.history.root_at(plan.target_height)
-    for node in run.honest:
-        if node.plan_certificate is None:
-            # Down or cut off while the plan was voted: a peer hands it the certificate, which
-            # it verifies from its own contents before applying anything (state sync).
-            verify_plan_certificate(run)
-            node.plan_certificate = run.certificate
-        apply_plan(run, node, plan, recovery)
-    for node in run.nodes:
-        if not node.is_honest and node.behaviour != "crash":
-            align_history(run, node.view.history, run.reference.view.history)
-    run.timeline.note("restore", now_s, recovery.base_height, plan.mode)
-    world = run.world
-    if plan.mode in ("full-rollback", "rollback-replay"):
-        world.rewind(plan.target_height)
-        for height in [h for h in run.results if h > plan.target_height]:
-            del run.results[height]
-    if recovery.restore_block is not None:
-        parent_root = run.reference.view.history.header_at(recovery.base_height).state_root
-        result = apply_block(run.store, parent_root, recovery.restore_block, cache=run.cache)
-        world.observe(recovery.restore_block, result)
-        run.results[recovery.restore_block.height] = result
-        run.prices[recovery.restore_block.height] = dict(world.index.prices)
-        if recovery.surgery:
-            world.resync_accounts(result.state_root, [e.account for e in recovery.surgery])
-    run.fork_id = plan.new_fork_id
-    world.set_fork(plan.new_fork_id)
-    world.set_price_offset(recovery.price_offset)
-    for node in run.nodes:
-        node.view.fork_id = plan.new_fork_id
-        node.view.halt_height = None
-    run.required_prefix[recovery.restart_height] = tuple(tx.hash for tx in recovery.restart_transactions)
-    run.restart_transactions[recovery.restart_height] = recovery.restart_transactions
-    stale = run.scenario.oracle.stale_after_restart_blocks
-    if stale:
-        run.stale_until_height = recovery.restart_height + stale - 1
-        run.stale_prices = dict(run.prices.get(plan.target_height, world.index.prices))
+        return replace(kit, wrap_engine=wrap)
 
-
-# ---------------------------------------------------------------- phase 5: restart
-
-
-def run_restart_phase(run: Run, start_s: float) -> float:
-    """Phase 5: the new fork runs until the final chain reaches `chain.heights`."""
-    holder: list[Simulation] = []
-    clock = lambda: holder[0].loop.now_us / 1e6 if holder else start_s  # noqa: E731
-    mempool = WorldMempool(run)
-    healthy = [n for n in run.honest if n.restore_error is None and n.restored_root is not None]
-    start_height = run.reference.view.history.height + 1
-    goal = max(run.scenario.chain.heights, start_height + MIN_RESTART_BLOCKS - 1)
-    config = _sim_config(run, fork_id=run.fork_id, start_height=start_height, start_s=start_s,
-                         timeouts=TimeoutConfig(commit_s=run.scenario.chain.block_time_s), label="restart")
-    make_kit = _make_chain_kit(run, mempool, clock)
-    sim = create_simulation(config, run.validator_set, make_kit)
-    holder.append(sim)
-    run.timeline.note("restart", start_s, start_height, f"fork {run.fork_id}")
+    sim = create_simulation(config, setup.validator_set, make_kit)
+    box.append(sim)
+    faults_end_s = max(start_s, config.get_faults_end_s())
 
     def is_done() -> bool:
-        running = [n for n in healthy if sim.nodes[n.index].engine is not None]
+        if sim.now_s < faults_end_s:
+            return False
+        running = [n for n in setup.nodes if _is_running(sim, n.index)]
+        return bool(running) and all(n.view.plan_certificate is not None for n in running)
+
+    result = sim.run_until(until_s=faults_end_s + PLAN_MAX_WAIT_S, stop=is_done, max_events=MAX_EVENTS_PER_PHASE)
+    sim.trace.result = result
+    plan = certificate = None
+    if certified:
+        first = min(certified)
+        plan, certificate = certified[first], setup.nodes[first].view.plan_certificate
+    proposers = {m.block_hash: m.proposer for m in sim.trace.messages if isinstance(m, Proposal)}
+    rejected: dict[bytes, dict] = {}
+    for node in setup.nodes:
+        app = sim.nodes[node.index].kit.app
+        for plan_hash, reason in app.rejections:
+            entry = rejected.setdefault(plan_hash, {"proposer": proposers.get(plan_hash), "reason": reason,
+                                                    "rejected_by": []})
+            if node.index not in entry["rejected_by"]:
+                entry["rejected_by"].append(node.index)
+    for plan_hash, entry in sorted(rejected.items(), key=lambda item: (str(item[1]["proposer"]), item[0])):
+        rec.note("plan rejected", start_s, None,
+                 f"proposer {entry['proposer']}: {entry['reason']} (by {sorted(entry['rejected_by'])})")
+    conflicts = tuple((i, c.view.validator, c.height) for i in sorted(engines) for c in engines[i].conflicts)
+    return EmergencyPhase(sim.trace, start_s, sim.now_s, old_fork, new_fork, plan, certificate, rejected,
+                          conflicts, sum(e.rejected_views for e in engines.values()))
+
+
+# ---------------------------------------------------------------- the world after the restore
+
+
+def follow_restore(setup: RunSetup, rec: Recorder, emergency: EmergencyPhase, now_s: float) -> Recovery | None:
+    """The actors follow the restored public chain: the chain of the lowest-indexed validator
+    whose restore matched the certificate (any such chain is the same)."""
+    plan = emergency.plan
+    restored = [n for n in setup.nodes if n.view.restored_root is not None and n.view.restore_error is None]
+    if plan is None or not restored:
+        return None
+    source = min(restored, key=lambda n: n.index)
+    recovery = source.recovery
+    assert recovery is not None, f"validator {source.index} restored without its recovery (seed {setup.seed})"
+    rec.note("restore", now_s, recovery.base_height, plan.mode)
+    world = setup.world
+    if plan.mode in ("full-rollback", "rollback-replay"):
+        world.rewind(plan.target_height)
+    if recovery.restore_block is not None:
+        block = recovery.restore_block
+        parent_root = source.view.history.header_at(recovery.base_height).state_root
+        result = apply_block(setup.store, parent_root, block, cache=setup.cache)
+        world.observe(block, result)
+        rec.results[block.hash] = result
+        rec.prices[(block.header.fork_id, block.height)] = dict(world.index.prices)
+        if recovery.surgery:
+            world.resync_accounts(result.state_root, [e.account for e in recovery.surgery])
+    world.set_fork(plan.new_fork_id)
+    world.set_price_offset(recovery.price_offset)
+    return recovery
+
+
+def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_id: int, start_s: float) -> BlocksPhase:
+    """Phase 4: the new fork runs until the final chain reaches `chain.heights`."""
+    scenario = setup.scenario
+    start_height = recovery.restart_height
+    goal = max(scenario.chain.heights, start_height + MIN_RESTART_BLOCKS - 1)
+    stale = scenario.oracle.stale_after_restart_blocks
+    stale_prices = rec.prices.get((fork_id - 1, recovery.target_height), dict(setup.world.index.prices))
+    mempool = WorldMempool(setup.world, fork_id, start_height + stale - 1 if stale else -1, stale_prices)
+    config = _sim_config(setup, fork_id=fork_id, start_height=start_height, start_s=start_s,
+                         timeouts=TimeoutConfig(commit_s=scenario.chain.block_time_s), label="restart")
+    box: list[Simulation] = []
+    sim = create_simulation(config, setup.validator_set, _make_chain_kit(setup, rec, mempool, box, "restart"))
+    box.append(sim)
+    rec.note("restart", start_s, start_height, f"fork {fork_id}")
+    restored = [n for n in setup.nodes if n.view.restored_root is not None and n.view.restore_error is None]
+
+    def is_done() -> bool:
+        running = [n for n in restored if _is_running(sim, n.index)]
         return bool(running) and all(n.view.history.height >= goal for n in running)
 
-    result = run_until(sim.loop, sim._handle, MAX_EVENTS_PER_PHASE,
-                       until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done)
+    result = sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
+                           max_events=MAX_EVENTS_PER_PHASE)
     sim.trace.result = result
-    run.traces.append(("restart", sim.trace))
-    return sim.loop.now_us / 1e6
+    return BlocksPhase("restart", fork_id, sim.trace, start_s, sim.now_s, goal)
+
+
+# ---------------------------------------------------------------- the record
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: the setup, one frozen result per phase, and the harness's record."""
+
+    setup: RunSetup
+    chain_phase: BlocksPhase
+    emergency: EmergencyPhase | None
+    restart: BlocksPhase | None
+    recovery: Recovery | None  # what the restored public chain's validators computed
+    record: Recorder
+    virtual_s: float
+
+    # --- what the report reads ---------------------------------------------------------------
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.setup.scenario
+
+    @property
+    def seed(self) -> int:
+        return self.setup.seed
+
+    @property
+    def store(self) -> Store:
+        return self.setup.store
+
+    @property
+    def world(self) -> World:
+        return self.setup.world
+
+    @property
+    def validator_set(self) -> ValidatorSet:
+        return self.setup.validator_set
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return self.setup.nodes
+
+    @property
+    def cache(self) -> dict | None:
+        return self.setup.cache
+
+    @property
+    def traces(self) -> list[tuple[str, Trace]]:
+        phases = [("chain", self.chain_phase.trace)]
+        if self.emergency is not None:
+            phases.append(("plan", self.emergency.trace))
+        if self.restart is not None:
+            phases.append(("restart", self.restart.trace))
+        return phases
+
+    @property
+    def plan(self) -> RestorePlan | None:
+        return None if self.emergency is None else self.emergency.plan
+
+    @property
+    def certificate(self) -> CommitCertificate | None:
+        return None if self.emergency is None else self.emergency.certificate
+
+    @property
+    def rejected_plans(self) -> dict[bytes, dict]:
+        return {} if self.emergency is None else self.emergency.rejected_plans
+
+    @property
+    def halt_height(self) -> int | None:
+        """The halt height the certificate agreed (None without a certificate)."""
+        return None if self.plan is None else self.plan.halt_height
+
+    @property
+    def detected_height(self) -> int | None:
+        return self.record.detected_height
+
+    @property
+    def first_bad_height(self) -> int | None:
+        return self.record.first_bad_height
+
+    @property
+    def split_at(self) -> tuple[int, int] | None:
+        return self.record.split_at
+
+    @property
+    def fork_id(self) -> int:
+        return self.reference.view.history.head.fork_id
+
+    @property
+    def liquidations(self) -> list[tuple[int, int, bytes]]:
+        return self.record.liquidations
+
+    @property
+    def honest(self) -> list[Node]:
+        """For judging only."""
+        return [n for n in self.nodes if n.is_honest]
+
+    @property
+    def reference(self) -> Node:
+        """The honest validator whose chain the report describes: of those that restored
+        cleanly (before any restore, of all honest ones), the furthest ahead, lowest index first."""
+        restored = [n for n in self.honest if n.view.restored_root is not None and n.view.restore_error is None]
+        return max(restored or self.honest, key=lambda n: (n.view.history.height, -n.index))
+
+    @property
+    def results(self) -> dict[int, ExecutionResult]:
+        """height -> execution result along the reference's final chain."""
+        history = self.reference.view.history
+        out = {}
+        for height in range(1, history.height + 1):
+            result = self.record.results.get(history.block_at(height).hash)
+            if result is not None:
+                out[height] = result
+        return out
+
+    @property
+    def snapshot_root_before_restore(self) -> bytes | None:
+        """The root the first fork committed at the target (from a validator's archive)."""
+        if self.plan is None:
+            return None
+        if self.plan.target_height == 0:
+            return self.reference.view.history.root_at(0)
+        for node in sorted(self.honest, key=lambda n: n.index):
+            root = node.view.archived_roots.get((self.plan.old_fork_id, self.plan.target_height))
+            if root is not None:
+                return root
+        return None
+
+    @property
+    def stale_until_height(self) -> int:
+        stale = self.scenario.oracle.stale_after_restart_blocks
+        return self.recovery.restart_height + stale - 1 if stale and self.recovery is not None else -1
 
 
 # ---------------------------------------------------------------- the whole run
 
 
-def execute_run(run: Run) -> float:
-    """Run every phase; returns the virtual time at the end."""
-    now_s = run_chain_phase(run)
-    if run.split_at is not None or not _has_agreement(run):
-        return now_s  # no restore on a split chain; the report convicts the culprits
-    if run.detected_height is None:
-        return now_s
-    sync_lagging_nodes(run)  # a validator that was down or cut off catches up first
-    run.halt_height = run.reference.view.history.height
-    if run.progress:
-        run.progress("halted", run.halt_height, now_s)
-    resume_s = now_s + run.scenario.response.pause_s
-    run.timeline.note("pause ends", resume_s, run.halt_height, f"{run.scenario.response.pause_s:.0f} s halted")
-    now_s = run_plan_phase(run, resume_s)
-    if run.plan is None:
-        run.timeline.note("no certificate", now_s, None,
-                          f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last heal")
-        return now_s
-    restore_all(run, now_s)
-    if run.progress:
-        run.progress("restored", run.reference.view.history.height, now_s)
-    return run_restart_phase(run, now_s)
+def execute_run(setup: RunSetup, rec: Recorder) -> Run:
+    """Run every phase; returns the record."""
+    chain_phase = run_chain_phase(setup, rec)
+    now_s = chain_phase.end_s
 
+    def finish(emergency=None, restart=None, recovery=None, end_s=now_s) -> Run:
+        return Run(setup, chain_phase, emergency, restart, recovery, rec, end_s)
 
-def _has_agreement(run: Run) -> bool:
-    return all(check_agreement(trace).ok for _, trace in run.traces)
+    if rec.split_at is not None or rec.detected_height is None:
+        return finish()  # no restore on a split chain (the report convicts); nothing to recover
+    halted = max(n.view.history.height for n in setup.nodes)
+    if rec.progress:
+        rec.progress("halted", halted, now_s)
+    resume_s = now_s + setup.scenario.response.pause_s
+    rec.note("pause ends", resume_s, halted, f"{setup.scenario.response.pause_s:.0f} s halted")
+    if rec.progress:
+        rec.progress("vote", halted, resume_s)
+    emergency = run_emergency_phase(setup, rec, resume_s)
+    now_s = emergency.end_s
+    if emergency.plan is None:
+        rec.note("no certificate", now_s, None,
+                 f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last fault")
+        return finish(emergency, end_s=now_s)
+    recovery = follow_restore(setup, rec, emergency, now_s)
+    if recovery is None:
+        rec.note("no restore", now_s, None, "no validator restored to the certificate's expected root")
+        return finish(emergency, end_s=now_s)
+    if rec.progress:
+        rec.progress("restored", recovery.base_height, now_s)
+    restart = run_restart_phase(setup, rec, recovery, emergency.new_fork_id, now_s)
+    return finish(emergency, restart, recovery, restart.end_s)
 
 
 def collect_certificates(run: Run) -> list[CommitCertificate]:
@@ -699,16 +813,15 @@ def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: 
                       progress: Callable[[str, int, float], None] | None = None) -> tuple[Run, float, float]:
     """Prepare and execute a run; returns (run, virtual seconds, wall seconds).
 
-    `memo=False` turns off both memos (execution across honest validators, signature checks):
+    `memo=False` turns off both memos (execution across validators, signature checks):
     the report must be byte-identical either way.
     """
     started = time.perf_counter()
     memo_was = is_signature_memo_enabled()
     set_signature_memo(memo)  # execution and signature memos go together: both must be invisible
     try:
-        run = prepare_run(scenario, data_dir=data_dir, memo=memo)
-        run.progress = progress
-        virtual_s = execute_run(run)
+        setup = prepare_run(scenario, data_dir=data_dir, memo=memo)
+        run = execute_run(setup, Recorder(progress=progress))
     finally:
         set_signature_memo(memo_was)
-    return run, virtual_s, time.perf_counter() - started
+    return run, run.virtual_s, time.perf_counter() - started

@@ -19,7 +19,7 @@ from chain.execution import build_block
 from chain.state import get_balance
 from scenarios.loader import get_bundled_names, load_scenario
 from scenarios.report import build_report, is_report_ok
-from scenarios.runner import apply_plan, run_scenario_once
+from scenarios.runner import apply_certified_plan, run_scenario_once
 from scenarios.strategies import fault_schedules
 
 SMALL = """
@@ -83,7 +83,7 @@ def test_full_rollback_lands_every_honest_validator_on_the_snapshot(paradex_smal
     snapshot = run.snapshot_root_before_restore
     assert plan.expected_root == snapshot
     for node in run.honest:
-        assert node.restored_root == plan.expected_root
+        assert node.view.restored_root == plan.expected_root
         assert node.view.history.root_at(plan.target_height) == snapshot
     # every account's balance equals its snapshot balance: nothing differs at all
     assert diff_roots(run.store, snapshot, plan.expected_root).accounts == ()
@@ -108,9 +108,10 @@ def test_a_restored_root_that_misses_the_certificate_halts_the_validator(paradex
     from dataclasses import replace
 
     node = run.honest[-1]
-    lying = replace(run.plan, expected_root=b"\x11" * 32)
-    apply_plan(run, node, lying, run.recovery)
-    assert node.restore_error is not None and "expected" in node.restore_error
+    lying = run.plan.copy(expected_root=b"\x11" * 32)
+    node.view.plan_certificate = None
+    apply_certified_plan(run.setup, node, lying, run.certificate)
+    assert node.view.restore_error is not None and "not the one this validator computes" in node.view.restore_error
 
 
 def test_compensation_is_paid_from_the_vault_in_the_first_block_after_restart(paradex_small):
