@@ -19,6 +19,7 @@ from consensus.messages import get_signature_memo_size, is_signature_memo_enable
 from consensus.network import CrashFault, LinkProfile, Partition
 from consensus.sim import SimConfig
 from consensus.strategies import fault_schedules
+from validators.behaviours import BYZANTINE_BEHAVIOURS
 from consensus_support import get_signing_times_us, is_bytes_block_valid, make_validator_set, simulate
 
 LIVENESS_BOUND_S = 120.0
@@ -38,7 +39,7 @@ def assert_safe_and_live(trace, report):
     assert set(report.culprits).isdisjoint(trace.honest), reproduce
 
 
-@given(schedule=fault_schedules(byzantine="minority"))
+@given(schedule=fault_schedules(byzantine="minority", behaviours=BYZANTINE_BEHAVIOURS))
 # round split: nodes 1 and 3 (power 2 < f+1) timed out of round 0 and re-sent only their
 # round-1 messages, so nodes 0 and 4, which had lost their nil precommits of round 0, could
 # neither time out of round 0 nor skip: height 2 stalled forever (now the nodes ahead relay
