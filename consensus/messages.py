@@ -5,6 +5,10 @@ validator signs at most one message per slot (the journal enforces it). The sign
 digest is keccak over a domain-separated RLP encoding that includes the fork id, so a
 vote cast on one fork can never count on another.
 
+Only canonical (low-s) signatures verify: from any signature (r, s) anyone can make
+(r, n - s), and a key holder can sign one digest with many nonces, so a message is
+identified by its digest, never by its signature.
+
 The secp256k1 primitives live here (not in `validators.keys`) because certificates must
 be verified by this layer, and a lower layer never imports a higher one.
 """

@@ -121,8 +121,8 @@ class Transmission:
     payload: bytes | None
     receivers: tuple[int, ...]
     is_broadcast: bool
-    kit: "NodeKit"
-    coalition: "Coalition"
+    kit: NodeKit
+    coalition: Coalition
 
     def as_sent(self) -> list[tuple[int, Message, bytes | None]]:
         """(receiver, message, payload) for every receiver, unchanged: what an honest node sends."""
@@ -141,7 +141,7 @@ class Behaviour(Protocol):
     def is_running(self) -> bool:
         """False for a node that never starts (crashed for the whole run)."""
 
-    def get_engine_inputs(self, kit: "NodeKit") -> EngineInputs:
+    def get_engine_inputs(self, kit: NodeKit) -> EngineInputs:
         """How the node's engine proposes, judges blocks and signs, from its kit."""
 
     def transmit(self, transmission: Transmission) -> list[tuple[int, Message, bytes | None]]:

@@ -10,6 +10,7 @@ stands behind never happens: a decision, a lock, an unlock, a conviction.
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from consensus.checks import check_no_double_sign
 from consensus.forensics import find_culprits
 from consensus.messages import (
     PRECOMMIT,
@@ -25,7 +26,7 @@ from consensus.messages import (
     sign_message,
     verify_certificate,
 )
-from consensus.sim import BytesApp
+from consensus.sim import BytesApp, SimConfig, Trace
 from consensus.tendermint import Broadcast, Decide, Engine, VoteTally
 from consensus_support import get_keys, make_validator_set
 from validators.keys import resign_message
@@ -275,3 +276,15 @@ def test_a_flood_for_a_future_height_cannot_crowd_out_an_honest_proposal():
     actions = engine.on_timeout("commit", HEIGHT, decision.round)
     assert engine.height == 2
     assert [(m.step, m.block_hash) for m in broadcasts(actions) if isinstance(m, Vote)] == [(PREVOTE, next_hash)]
+
+
+def test_the_journal_check_flags_two_digests_not_copies_nor_forgeries():
+    a, b = b"\xaa" * 32, b"\xbb" * 32
+    honest_vote = vote(2, PREVOTE, a)
+    forged = Vote(1, HEIGHT, 0, PREVOTE, b, 2, signature=vote(3, PREVOTE, b).signature)
+
+    def check(messages):
+        return check_no_double_sign(Trace(SimConfig(), VSET, (0, 1, 2), messages=list(messages))).ok
+
+    assert check(copies_of(honest_vote, attempts=(1, 2)) + [forged])
+    assert not check([honest_vote, vote(2, PREVOTE, b)])
