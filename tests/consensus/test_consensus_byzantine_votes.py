@@ -7,7 +7,8 @@ event with what the attacker can sign, and checks what no quorum of distinct val
 stands behind never happens: a decision, a lock, an unlock, a conviction.
 """
 
-from hypothesis import example, given, settings
+import pytest
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from consensus.checks import check_no_double_sign
@@ -30,8 +31,6 @@ from consensus.sim import BytesApp, SimConfig, Trace
 from consensus.tendermint import Broadcast, Decide, Engine, VoteTally
 from consensus_support import get_keys, make_validator_set
 from validators.keys import resign_message
-
-import pytest
 
 KEYS = get_keys(4)
 VSET = make_validator_set(4)
@@ -143,7 +142,6 @@ def run_split_attack(attempts, flip):
 @example(attempts=[1, 2], flip=False)
 # the s -> n-s flip of its own signature counted as another validator's vote
 @example(attempts=[], flip=True)
-@settings(max_examples=25, deadline=None)
 def test_resigned_votes_never_let_one_validator_split_honest_engines(attempts, flip):
     decided = run_split_attack(attempts, flip)
     assert not (decided[0] and decided[2] and decided[0] != decided[2]), f"honest engines split: {decided}"
@@ -177,7 +175,6 @@ def run_fake_polka(attempts, flip):
 # victim on a block only two validators had prevoted
 @example(attempts=[1, 2], flip=False)
 @example(attempts=[], flip=True)
-@settings(max_examples=25, deadline=None)
 def test_a_polka_of_copies_never_locks_an_honest_validator(attempts, flip):
     engine, value, sent = run_fake_polka(attempts, flip)
     assert (engine.locked_round, engine.locked_hash) == (-1, None)
@@ -234,7 +231,6 @@ def run_amnesia_frame(attempts, flip):
 # honest engine 0 of amnesia
 @example(attempts=[1, 2], flip=False)
 @example(attempts=[], flip=True)
-@settings(max_examples=15, deadline=None)
 def test_forensics_convicts_the_attacker_and_never_its_victim(attempts, flip):
     report = find_culprits(run_amnesia_frame(attempts, flip), VSET)
     assert report.culprits == (3,)
