@@ -117,6 +117,24 @@ def test_an_equivocator_counts_once_per_value_and_duplicates_not_at_all():
     assert tally.power_by_value == {a: 1, b: 1} and tally.power == 1
 
 
+@given(deliveries=st.lists(st.tuples(st.integers(0, 3), st.sampled_from([None, b"\xaa" * 32, b"\xbb" * 32]),
+                                      st.integers(0, 3)), max_size=30))
+def test_a_tally_counts_what_a_set_of_distinct_signers_would(deliveries):
+    """Beside the obvious model: power per value is the power of the distinct validators
+    that signed it, whatever copies (attempt > 0: re-signed) arrive, in any order."""
+    powers = (1, 2, 3, 4)
+    tally, voters = VoteTally(), {}
+    for validator, value, attempt in deliveries:
+        message = vote(validator, PREVOTE, value)
+        if attempt:
+            message = resign_message(KEYS[validator], message, attempt)
+        if not tally.is_duplicate(message):
+            tally.add(message, powers[validator])
+        voters.setdefault(value, set()).add(validator)
+    assert tally.power_by_value == {v: sum(powers[i] for i in who) for v, who in voters.items()}
+    assert tally.power == sum(powers[i] for i in set().union(*voters.values()))
+
+
 # --- (a) re-signed precommits do not split two honest engines ------------------------------
 
 
