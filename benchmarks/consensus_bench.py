@@ -17,6 +17,7 @@ import time
 
 from consensus.messages import ValidatorSet, set_signature_memo
 from consensus.sim import BytesApp, NodeKit, SimConfig, Trace, run_simulation
+from validators.behaviours import make_behaviour_lookup
 from validators.journal import MemoryJournal, get_resume_point, make_journaled_signer
 from validators.keys import ValidatorKey, derive_validator_keys, make_raw_signer
 
@@ -31,7 +32,8 @@ def make_kit_factory(keys: tuple[ValidatorKey, ...]):
     def make_node_kit(index: int) -> NodeKit:
         journal = MemoryJournal()
         return NodeKit(BytesApp(index), make_journaled_signer(keys[index], journal), make_raw_signer(keys[index]),
-                       lambda fork_id, height: get_resume_point(journal, fork_id, height))
+                       lambda fork_id, height: get_resume_point(journal, fork_id, height),
+                       get_behaviour=make_behaviour_lookup(keys[index]))
 
     return make_node_kit
 

@@ -5,7 +5,8 @@
 - certificates: every honest decision carries a certificate that verifies;
 - liveness: after the last fault ends (partition healed, node restarted), every honest
   node that is running decides a new height within a bound;
-- journal: no honest validator signed two different messages in one slot.
+- journal: no honest validator signed two different messages in one slot (re-signed
+  copies of one message are not two; forgeries are not its signatures).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from consensus.messages import CertificateError, get_slot, verify_certificate
+from consensus.messages import CertificateError, get_slot, is_signed_by, verify_certificate
 from consensus.network import seconds_to_us
 from consensus.sim import Trace
 
@@ -85,11 +86,13 @@ def check_liveness(trace: Trace, bound_s: float, after_s: float | None = None) -
 
 
 def check_no_double_sign(trace: Trace) -> CheckResult:
-    """No honest validator signed two different messages in one (fork, height, round, step)."""
+    """No honest validator signed two different messages (digests) in one (fork, height,
+    round, step). Copies of one digest are one message; a message whose signature does not
+    verify (a forgery naming an honest validator) was not signed by it."""
     honest = set(trace.honest)
     seen: dict[tuple, bytes] = {}
     for message in trace.messages:
-        if message.signer_index not in honest:
+        if message.signer_index not in honest or not is_signed_by(message, trace.validator_set):
             continue
         key = (message.signer_index, get_slot(message))
         first = seen.setdefault(key, message.signing_digest())

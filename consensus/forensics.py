@@ -8,9 +8,14 @@ Two kinds of evidence, each a pair of messages signed by the culprit:
   among the messages seen; an honest validator locked on v only prevotes another
   value after such a polka.
 
-An honest validator never produces either (the journal and the locking rules see to
-it), so no honest validator is ever named. When two commit certificates conflict, the
-validators in both quorums (>= f+1 by power) are culprits of one kind or the other.
+A message is its signing digest: copies re-signed with other nonces are one message,
+never equivocation by themselves; a signature that does not verify, or is high-s, is
+ignored. Polkas count each validator once, as the engine does, so a polka an honest
+engine acted on is among the messages whenever they include everything honest nodes
+received (a simulation trace does): an honest validator signs one message per slot and
+unlocks only after a real polka, so it is never named. When two commit certificates
+conflict, the validators in both quorums (>= f+1 by power) are culprits of one kind or
+the other.
 """
 
 from __future__ import annotations

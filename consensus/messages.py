@@ -5,6 +5,10 @@ validator signs at most one message per slot (the journal enforces it). The sign
 digest is keccak over a domain-separated RLP encoding that includes the fork id, so a
 vote cast on one fork can never count on another.
 
+Only canonical (low-s) signatures verify: from any signature (r, s) anyone can make
+(r, n - s), and a key holder can sign one digest with many nonces, so a message is
+identified by its digest, never by its signature.
+
 The secp256k1 primitives live here (not in `validators.keys`) because certificates must
 be verified by this layer, and a lower layer never imports a higher one.
 """
@@ -19,6 +23,7 @@ from typing import Literal, Union
 import chain  # noqa: F401  (selects the fast keccak backend before eth_hash loads)
 import rlp
 from coincurve import PrivateKey, PublicKey
+from coincurve.utils import DEFAULT_NONCE, ffi
 from eth_hash.auto import keccak
 
 PROPOSAL_DOMAIN = b"l2sim/consensus/proposal/v1"
@@ -30,6 +35,8 @@ VOTE_STEPS = (PREVOTE, PRECOMMIT)
 # Above this period the weighted round robin is replaced by a hash-weighted draw,
 # so that proposer selection stays O(1) memory for huge or coprime powers.
 MAX_ROUND_ROBIN_PERIOD = 1 << 16
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+SECP256K1_HALF_ORDER = SECP256K1_ORDER // 2
 
 
 class ConsensusError(Exception):
@@ -87,14 +94,38 @@ class InsufficientPowerError(CertificateError):
 # --- secp256k1 -------------------------------------------------------------------------
 
 
-def sign_digest(private_key: bytes, digest: bytes) -> bytes:
-    """Sign a 32-byte digest; returns the 65-byte recoverable signature (r, s, v in {0,1})."""
+def sign_digest(private_key: bytes, digest: bytes, extra_entropy: bytes | None = None) -> bytes:
+    """Sign a 32-byte digest; returns the 65-byte recoverable signature (r, s, v in {0,1}),
+    always low-s. RFC 6979 nonces make it deterministic; `extra_entropy` (32 bytes) picks
+    another nonce, hence another valid signature of the same digest (what a validator that
+    re-signs its votes does: they must still count once)."""
     assert len(digest) == 32, "digest must be 32 bytes"
-    return PrivateKey(private_key).sign_recoverable(digest, hasher=None)
+    if extra_entropy is None:
+        nonce = DEFAULT_NONCE
+    else:
+        assert len(extra_entropy) == 32, "extra entropy must be 32 bytes"
+        nonce = (ffi.NULL, ffi.new("unsigned char[32]", extra_entropy))  # NULL: libsecp256k1's RFC 6979
+    signature = PrivateKey(private_key).sign_recoverable(digest, hasher=None, custom_nonce=nonce)
+    assert is_canonical_signature(signature), "libsecp256k1 produced a high-s signature"
+    return signature
+
+
+def is_canonical_signature(signature: bytes) -> bool:
+    """True for a 65-byte signature with 1 <= r, 1 <= s <= n/2 (low-s) and v in {0, 1}.
+
+    (r, s) and (r, n - s) both verify; accepting only the low one leaves every key holder
+    one signature per nonce, and the flip s -> n - s no longer makes a "new" message.
+    """
+    if len(signature) != 65 or signature[64] not in (0, 1):
+        return False
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    return 0 < r < SECP256K1_ORDER and 0 < s <= SECP256K1_HALF_ORDER
 
 
 def recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
-    """Return the 64-byte public key that made `signature` over `digest`, or None if invalid.
+    """Return the 64-byte public key that made `signature` over `digest`, or None if invalid
+    or not canonical (high-s, or v outside {0, 1}): see `is_canonical_signature`.
 
     Memoised while the signature memo is on (see `set_signature_memo`): every simulated
     validator checks the same gossiped signatures.
@@ -124,7 +155,7 @@ def get_signature_memo_size() -> int:
 
 
 def _recover_public_key(digest: bytes, signature: bytes) -> bytes | None:
-    if len(digest) != 32 or len(signature) != 65:
+    if len(digest) != 32 or not is_canonical_signature(signature):
         return None
     try:
         public = PublicKey.from_signature_and_message(signature, digest, hasher=None)
@@ -261,10 +292,11 @@ def get_value(message: SignedMessage) -> bytes | None:
     return message.block_hash
 
 
-def sign_message(private_key: bytes, message: SignedMessage) -> SignedMessage:
+def sign_message(private_key: bytes, message: SignedMessage, extra_entropy: bytes | None = None) -> SignedMessage:
     """A copy of `message` signed with `private_key` (no journal: callers that must not
-    double-sign go through `validators.journal.make_journaled_signer`)."""
-    return replace(message, signature=sign_digest(private_key, message.signing_digest()))
+    double-sign go through `validators.journal.make_journaled_signer`); `extra_entropy`
+    as in `sign_digest`."""
+    return replace(message, signature=sign_digest(private_key, message.signing_digest(), extra_entropy))
 
 
 def is_signed_by(message: SignedMessage, validator_set: "ValidatorSet") -> bool:

@@ -7,11 +7,14 @@ harness runs a trivial bytes app in tests and the real chain in the node:
     trace = run_simulation(config, validator_set, make_node_kit)
 
 `make_node_kit(index)` is called once per node; the kit outlives crashes (it stands for
-what a node persists: its chain and its vote journal). Byzantine behaviours wrap an
-honest engine: `crash` (never runs), `withhold` (runs, sends nothing), `equivocate`
-(signs with a key that bypasses the journal and, with its coalition, shows one value
-to half of the honest nodes and another to the rest), `amnesia` (forgets its lock on
-every new round and on restart), `wrong-root` (proposes blocks honest nodes reject).
+what a node persists: its chain and its vote journal).
+
+A node's behaviour is an object (`Behaviour`, below) the higher layer supplies: it says
+whether the node runs, what its engine is given (how it proposes, judges blocks, signs,
+whether it forgets its locks) and what goes on the wire for each message it sends. The
+implementations (honest, crash, withhold, equivocate, amnesia, wrong-root,
+duplicate-votes) live in `validators.behaviours`. `SimConfig.byzantine` names them, for
+the trace and the checks: an index it does not list is judged as honest.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from consensus.network import (
     LinkProfile,
     Network,
     Partition,
+    US_PER_S,
     RunResult,
     build_complete_topology,
     build_geo_cluster_topology,
@@ -56,13 +60,15 @@ from consensus.tendermint import (
     Engine,
     Refused,
     ResumePoint,
+    IsValidFn,
+    ProposeFn,
     ScheduleTimeout,
     SendTo,
     SignerFn,
     TimeoutConfig,
 )
 
-BEHAVIOURS = ("honest", "crash", "equivocate", "withhold", "amnesia", "wrong-root")
+HONEST = "honest"
 TOPOLOGIES = ("complete", "random-regular", "geo")
 
 
@@ -96,13 +102,68 @@ class App(Protocol):
 
 
 @dataclass(frozen=True)
+class EngineInputs:
+    """What a behaviour gives its node's engine."""
+
+    propose: ProposeFn
+    is_valid: IsValidFn
+    signer: SignerFn
+    forget_locks: bool = False
+
+
+@dataclass(frozen=True)
+class Transmission:
+    """One action of a node on its way out: `message` (with `payload`) for `receivers`.
+    `coalition` is the plan the Byzantine nodes of the run share."""
+
+    sender: int
+    message: Message
+    payload: bytes | None
+    receivers: tuple[int, ...]
+    is_broadcast: bool
+    kit: NodeKit
+    coalition: Coalition
+
+    def as_sent(self) -> list[tuple[int, Message, bytes | None]]:
+        """(receiver, message, payload) for every receiver, unchanged: what an honest node sends."""
+        return [(receiver, self.message, self.payload) for receiver in self.receivers]
+
+    def is_own_signed(self) -> bool:
+        """True for a proposal or vote the sender signed itself (not a relay, not a commit)."""
+        return isinstance(self.message, (Proposal, Vote)) and self.message.signer_index == self.sender
+
+
+class Behaviour(Protocol):
+    """How one node behaves (honest or Byzantine); built by a higher layer."""
+
+    name: str
+
+    def is_running(self) -> bool:
+        """False for a node that never starts (crashed for the whole run)."""
+
+    def get_engine_inputs(self, kit: NodeKit) -> EngineInputs:
+        """How the node's engine proposes, judges blocks and signs, from its kit."""
+
+    def transmit(self, transmission: Transmission) -> list[tuple[int, Message, bytes | None]]:
+        """What actually goes out for one action: (receiver, message, payload) triples."""
+
+
+BehaviourLookup = Callable[[str], Behaviour]
+"""Behaviour by name, for one node; raises LookupError for an unknown name."""
+
+
+@dataclass(frozen=True)
 class NodeKit:
-    """What a node keeps across crashes: its app (chain) and its keys behind a journal."""
+    """What a node keeps across crashes: its app (chain) and its keys behind a journal,
+    and how it behaves: `behaviour` when the higher layer fixed it, else `get_behaviour`
+    is asked for the name `SimConfig.byzantine` gives the node ("honest" if unlisted)."""
 
     app: App
     signer: SignerFn  # journaled: raises SigningRefused rather than double-sign
-    raw_signer: SignerFn  # bypasses the journal (used by `equivocate` only)
+    raw_signer: SignerFn  # bypasses the journal (Byzantine behaviours only)
     get_resume_point: Callable[[int, int], ResumePoint]  # (fork_id, height) from the journal
+    get_behaviour: BehaviourLookup | None = None
+    behaviour: Behaviour | None = None
     wrap_engine: Callable[[Engine], object] | None = None  # e.g. the emergency engine around the plan vote
 
 
@@ -121,18 +182,22 @@ class SimConfig:
     link: LinkProfile = field(default_factory=LinkProfile)
     partitions: tuple[Partition, ...] = ()
     crashes: tuple[CrashFault, ...] = ()
-    byzantine: tuple[tuple[int, str], ...] = ()  # (validator index, behaviour)
+    byzantine: tuple[tuple[int, str], ...] = ()  # (validator index, behaviour name): judged not honest
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     max_time_s: float = 300.0
     max_events: int = 200_000
     start_s: float = 0.0  # virtual time the run starts at (later phases continue the clock)
 
     def get_behaviour(self, index: int) -> str:
-        """The behaviour of validator `index` ("honest" unless listed)."""
+        """The behaviour name of validator `index` ("honest" unless listed)."""
         for node, behaviour in self.byzantine:
             if node == index:
                 return behaviour
-        return "honest"
+        return HONEST
+
+    def is_honest(self, index: int) -> bool:
+        """True unless `byzantine` lists the validator."""
+        return self.get_behaviour(index) == HONEST
 
     def is_up_at_end(self, index: int) -> bool:
         """True unless the node's last scheduled crash has no restart."""
@@ -211,13 +276,12 @@ class SimNode:
     """A simulated validator: its kit (persistent) and its engine (lost on crash)."""
 
     index: int
-    behaviour: str
+    behaviour: Behaviour
     kit: NodeKit
     engine: Engine | None = None
     incarnation: int = 0
     committed_height: int = -1
     decided: dict[int, Decide] = field(default_factory=dict)  # persisted with the chain, for catch-up
-    last_round_seen: int = -1
 
 
 @dataclass(frozen=True)
@@ -249,7 +313,8 @@ class RestartNow:
 
 @dataclass
 class Coalition:
-    """The equivocators' shared plan: which honest nodes see value A, which see value B."""
+    """The Byzantine nodes' shared plan: which honest nodes see value A, which see value B,
+    and the conflicting proposals made so far (by (height, round))."""
 
     members: tuple[int, ...]
     side_a: tuple[int, ...]
@@ -272,12 +337,27 @@ class Simulation:
 
     # --- driving ------------------------------------------------------------------------
 
+    @property
+    def now_s(self) -> float:
+        """Virtual time, in seconds."""
+        return self.loop.now_us / US_PER_S
+
+    def run_until(self, *, until_s: float | None, stop: Callable[[], bool] | None = None,
+                  max_events: int | None = None) -> RunResult:
+        """Run events until virtual time passes `until_s`, `stop()` holds (checked after
+        each event), nothing is left, or `max_events` (default: the config's) have run.
+        The result is also kept as `trace.result`; the simulation can be driven on."""
+        bound = self.config.max_events if max_events is None else max_events
+        result = run_until(self.loop, self._handle, bound, until_s=until_s, stop=stop)
+        self.trace.result = result
+        return result
+
     def run(self) -> Trace:
         """Run until every honest node still running has committed `target_height` and a
         height above the best one decided before the faults ended; or to the time limit
         or the event bound."""
         faults_end_us = seconds_to_us(self.config.get_faults_end_s())
-        expected = [n.index for n in self.nodes if n.behaviour == "honest" and self.config.is_up_at_end(n.index)]
+        expected = [i for i in self.trace.honest if self.config.is_up_at_end(i)]
         honest = set(self.trace.honest)
         baseline: list[int] = []
 
@@ -292,8 +372,7 @@ class Simulation:
             goal = max(self.config.target_height, baseline[0] + 1)
             return all(self.nodes[i].committed_height >= goal for i in expected)
 
-        result = run_until(self.loop, self._handle, self.config.max_events, until_s=self.config.max_time_s, stop=is_done)
-        self.trace.result = result
+        result = self.run_until(until_s=self.config.max_time_s, stop=is_done)
         self.trace._note("end", result.reason, result.now_us, result.events)
         return self.trace
 
@@ -332,19 +411,15 @@ class Simulation:
             self._start(self.nodes[event.node])
 
     def _start(self, node: SimNode) -> None:
-        if node.behaviour == "crash" or node.engine is not None:
+        if not node.behaviour.is_running() or node.engine is not None:
             return
-        app = node.kit.app
-        propose = app.propose_invalid if node.behaviour == "wrong-root" else app.propose
-        is_valid = (lambda h, b, p: True) if node.behaviour == "wrong-root" else app.is_valid
-        signer = node.kit.raw_signer if node.behaviour == "equivocate" else node.kit.signer
-        node.engine = Engine(self.config.fork_id, self.validator_set, node.index, propose, is_valid, signer,
-                             self.config.timeouts)
+        inputs = node.behaviour.get_engine_inputs(node.kit)
+        node.engine = Engine(self.config.fork_id, self.validator_set, node.index, inputs.propose, inputs.is_valid,
+                             inputs.signer, self.config.timeouts, forget_locks=inputs.forget_locks)
         if node.kit.wrap_engine is not None:
             node.engine = node.kit.wrap_engine(node.engine)
         height = max(self.config.start_height, node.committed_height + 1)
-        resume = ResumePoint() if node.behaviour == "amnesia" else node.kit.get_resume_point(self.config.fork_id, height)
-        node.last_round_seen = -1
+        resume = node.kit.get_resume_point(self.config.fork_id, height)
         # the certificates of committed heights persist with the chain: a node that restarts
         # after deciding a height some peers still miss must still be able to hand it over
         decided = [node.decided[h] for h in sorted(node.decided)]
@@ -355,12 +430,9 @@ class Simulation:
     def _apply(self, node: SimNode, actions: list[Action]) -> None:
         now_us = self.loop.now_us
         for action in actions:
-            if isinstance(action, Broadcast):
-                for receiver, message, payload in self._fan_out(node, action):
+            if isinstance(action, (Broadcast, SendTo)):
+                for receiver, message, payload in node.behaviour.transmit(self._get_transmission(node, action)):
                     self._send(node.index, receiver, message, payload)
-            elif isinstance(action, SendTo):
-                if node.behaviour != "withhold":
-                    self._send(node.index, action.validator, action.message, action.payload)
             elif isinstance(action, ScheduleTimeout):
                 self.loop.schedule_after_s(action.delay_s, Fire(node.index, node.incarnation, action.kind,
                                                                  action.height, action.round))
@@ -369,10 +441,14 @@ class Simulation:
             else:
                 assert isinstance(action, Refused), action
                 self.trace.refusals.append((now_us, node.index, action.message))
-        engine = node.engine
-        if node.behaviour == "amnesia" and engine is not None and engine.round > node.last_round_seen:
-            node.last_round_seen = engine.round
-            engine.locked_round, engine.locked_hash = -1, None
+
+    def _get_transmission(self, node: SimNode, action: Broadcast | SendTo) -> Transmission:
+        if isinstance(action, Broadcast):
+            receivers = tuple(i for i in range(self.validator_set.size) if i != node.index)
+        else:
+            receivers = (action.validator,)
+        return Transmission(node.index, action.message, action.payload, receivers, isinstance(action, Broadcast),
+                            node.kit, self.coalition)
 
     def _on_decide(self, node: SimNode, decide: Decide) -> None:
         self.trace.decisions.append(DecisionRecord(self.loop.now_us, node.index, decide.height, decide.round,
@@ -392,47 +468,6 @@ class Simulation:
         self.trace._note_message(message)
         for arrival_us in self.network.plan_delivery_us(sender, receiver, self.loop.now_us):
             self.loop.schedule_at_us(arrival_us, Deliver(receiver, sender, message, payload))
-
-    def _fan_out(self, node: SimNode, action: Broadcast) -> list[tuple[int, Message, bytes | None]]:
-        """(receiver, message, payload) for one broadcast, after the node's behaviour."""
-        everyone = [i for i in range(self.validator_set.size) if i != node.index]
-        if node.behaviour == "withhold":
-            return []
-        if node.behaviour != "equivocate" or not isinstance(action.message, (Proposal, Vote)) \
-                or action.message.signer_index != node.index:
-            return [(i, action.message, action.payload) for i in everyone]
-        version_a, payload_a, version_b, payload_b = self._split(node, action.message, action.payload)
-        out = []
-        for i in everyone:
-            if i in self.coalition.side_b:
-                out.append((i, version_b, payload_b))
-            else:
-                out.append((i, version_a, payload_a))
-        return out
-
-    def _split(self, node: SimNode, message: SignedMessage, payload: bytes | None):
-        """Two conflicting signed versions of `message`: (A, payload, B, payload)."""
-        signer = node.kit.raw_signer
-        key = (message.height, message.round)
-        if isinstance(message, Proposal):
-            if message.pol_round != -1 or payload is None:
-                return message, payload, message, payload
-            conflict = self.coalition.conflicts.get(key)
-            if conflict is None:
-                hash_b, payload_b = node.kit.app.propose_conflicting(message.height, message.round)
-                proposal_b = signer(Proposal(message.fork_id, message.height, message.round, hash_b, -1, node.index))
-                conflict = self.coalition.conflicts[key] = (message, payload, proposal_b, payload_b)
-            return conflict
-        conflict = self.coalition.conflicts.get(key)
-        if conflict is not None:
-            hash_a, hash_b = conflict[0].block_hash, conflict[2].block_hash
-        elif message.block_hash is not None:
-            hash_a, hash_b = message.block_hash, None
-        else:
-            return message, None, message, None
-        vote_a = signer(Vote(message.fork_id, message.height, message.round, message.step, hash_a, node.index))
-        vote_b = signer(Vote(message.fork_id, message.height, message.round, message.step, hash_b, node.index))
-        return vote_a, None, vote_b, None
 
 
 def _message_id(message: Message) -> bytes:
@@ -462,22 +497,42 @@ def build_network(config: SimConfig, size: int) -> Network:
     return Network(graph, config.link, link_rng, tuple(config.partitions))
 
 
-def create_simulation(config: SimConfig, validator_set: ValidatorSet,
-                      make_node_kit: Callable[[int], NodeKit]) -> Simulation:
-    """Build nodes, topology and the initial events of a run (nothing runs yet)."""
+def get_node_behaviour(config: SimConfig, index: int, kit: NodeKit,
+                       get_behaviour: BehaviourLookup | None = None) -> Behaviour:
+    """The behaviour of node `index`: the kit's own, else the one its name in `config`
+    gives through the kit's lookup (or `get_behaviour`). A fixed behaviour must carry the
+    name `config` judges the node by."""
+    name = config.get_behaviour(index)
+    if kit.behaviour is not None:
+        if kit.behaviour.name != name:
+            raise SimConfigError("byzantine.behaviour", name,
+                                 f"node {index}'s kit behaves as {kit.behaviour.name!r}")
+        return kit.behaviour
+    lookup = kit.get_behaviour or get_behaviour
+    if lookup is None:
+        raise SimConfigError("byzantine.behaviour", name, f"node {index}'s kit gives no behaviour lookup")
+    try:
+        return lookup(name)
+    except LookupError as error:
+        raise SimConfigError("byzantine.behaviour", name, str(error)) from None
+
+
+def create_simulation(config: SimConfig, validator_set: ValidatorSet, make_node_kit: Callable[[int], NodeKit],
+                      get_behaviour: BehaviourLookup | None = None) -> Simulation:
+    """Build nodes, topology and the initial events of a run (nothing runs yet).
+    `get_behaviour` is the name -> behaviour lookup for kits that carry none."""
     size = validator_set.size
-    for index, behaviour in config.byzantine:
-        if behaviour not in BEHAVIOURS:
-            raise SimConfigError("byzantine.behaviour", behaviour, f"expected one of {', '.join(BEHAVIOURS)}")
+    for index, _ in config.byzantine:
         if not 0 <= index < size:
             raise SimConfigError("byzantine.index", index, f"expected 0..{size - 1}")
     for crash in config.crashes:
         if not 0 <= crash.node < size:
             raise SimConfigError("crashes.node", crash.node, f"expected 0..{size - 1}")
     network = build_network(config, size)
-    nodes = [SimNode(i, config.get_behaviour(i), make_node_kit(i)) for i in range(size)]
-    honest = tuple(n.index for n in nodes if n.behaviour == "honest")
-    members = tuple(n.index for n in nodes if n.behaviour == "equivocate")
+    kits = [make_node_kit(i) for i in range(size)]
+    nodes = [SimNode(i, get_node_behaviour(config, i, kits[i], get_behaviour), kits[i]) for i in range(size)]
+    honest = tuple(i for i in range(size) if config.is_honest(i))
+    members = tuple(i for i in range(size) if not config.is_honest(i))
     half = (len(honest) + 1) // 2
     coalition = Coalition(members, honest[:half], honest[half:])
     loop = EventLoop(now_us=seconds_to_us(config.start_s))
@@ -491,9 +546,10 @@ def create_simulation(config: SimConfig, validator_set: ValidatorSet,
     return sim
 
 
-def run_simulation(config: SimConfig, validator_set: ValidatorSet, make_node_kit: Callable[[int], NodeKit]) -> Trace:
+def run_simulation(config: SimConfig, validator_set: ValidatorSet, make_node_kit: Callable[[int], NodeKit],
+                   get_behaviour: BehaviourLookup | None = None) -> Trace:
     """Build and run one simulation; returns its trace."""
-    return create_simulation(config, validator_set, make_node_kit).run()
+    return create_simulation(config, validator_set, make_node_kit, get_behaviour).run()
 
 
 # --- a trivial application -------------------------------------------------------------------

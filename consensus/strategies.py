@@ -12,13 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Sequence
 
 from consensus.network import CrashFault, LinkProfile, Partition
-from consensus.sim import BEHAVIOURS, TOPOLOGIES, SimConfig
+from consensus.sim import TOPOLOGIES, SimConfig
 from consensus.tendermint import TimeoutConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from hypothesis.strategies import SearchStrategy
 
-BYZANTINE_BEHAVIOURS = tuple(b for b in BEHAVIOURS if b != "honest")
 BYZANTINE_MODES = ("minority", "third-or-more", "none")
 
 
@@ -30,7 +29,7 @@ def validator_powers(min_validators: int = 4, max_validators: int = 7, max_power
         lambda count: st.tuples(*[st.integers(1, max_power)] * count))
 
 
-def byzantine_minorities(powers: Sequence[int], behaviours: Sequence[str] = BYZANTINE_BEHAVIOURS) -> SearchStrategy:
+def byzantine_minorities(powers: Sequence[int], behaviours: Sequence[str]) -> SearchStrategy:
     """Byzantine sets ((index, behaviour), ...) by index, whose power stays strictly below
     a third of the total (possibly empty)."""
     from hypothesis import strategies as st
@@ -105,15 +104,17 @@ def crash_schedules(nodes: Sequence[int], max_crashes: int = 3, max_at_s: float 
 
 
 def fault_schedules(min_validators: int = 4, max_validators: int = 7, byzantine: str = "minority",
-                    behaviours: Sequence[str] = BYZANTINE_BEHAVIOURS, crashes: bool = True,
+                    behaviours: Sequence[str] = (), crashes: bool = True,
                     partitions: bool = True, target_height: int = 3, max_time_s: float = 250.0,
                     max_events: int = 40_000) -> SearchStrategy:
     """(SimConfig, validator count, powers) on a drawn topology. byzantine: "minority"
-    (< 1/3 of the power, drawn from `behaviours`), "third-or-more" (>= 1/3, all
-    equivocating) or "none". Only honest nodes crash, and every crash restarts."""
+    (< 1/3 of the power, drawn from the behaviour names `behaviours`, e.g.
+    `validators.behaviours.BYZANTINE_BEHAVIOURS` with `duplicate-votes`), "third-or-more"
+    (>= 1/3, all equivocating) or "none". Only honest nodes crash, and every crash restarts."""
     from hypothesis import strategies as st
 
     assert byzantine in BYZANTINE_MODES, byzantine
+    assert behaviours or byzantine != "minority", "a Byzantine minority needs behaviour names to draw from"
 
     @st.composite
     def draw_schedule(draw):

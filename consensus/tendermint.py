@@ -51,6 +51,10 @@ STEP_DECIDED = "decided"
 TIMEOUT_KINDS = ("propose", "prevote", "precommit", "commit", "rebroadcast")
 MAX_RULE_FIRINGS = 256  # per event; each firing advances step, round or height
 FUTURE_HEIGHTS = 2  # messages for heights up to this far ahead are buffered
+# Buffered messages per (future height, signer): a proposal and two votes for each of 8
+# rounds. Per signer, and only after the signature checks, so a flooder fills its own
+# quota and never an honest validator's.
+FUTURE_MESSAGES_PER_SIGNER = 24
 
 ProposeFn = Callable[[int, int], tuple[bytes, bytes]]
 IsValidFn = Callable[[int, bytes, bytes], bool]
@@ -150,18 +154,45 @@ Action = Union[Broadcast, SendTo, ScheduleTimeout, Decide, Refused]
 
 @dataclass
 class VoteTally:
-    """Votes of one (round, step): first vote per validator, power per value."""
+    """Votes of one (round, step), counted as CometBFT's `VoteSet` counts them: a validator's
+    power at most once per value, however many signatures it makes.
 
-    votes: dict[int, Vote] = field(default_factory=dict)
-    conflicting: list[Vote] = field(default_factory=list)  # later votes of equivocators
+    A second vote with a digest already seen is a duplicate and is dropped whatever its
+    signature (a key holder can sign one digest many times, with other nonces). A vote for
+    another value from a validator already seen is equivocation: it counts once for that
+    value too, so that a polka shown to some nodes can be relayed to all (safety holds while
+    Byzantine power stays below 1/3), and `add` returns the first vote to pair it with.
+    """
+
+    votes: dict[int, Vote] = field(default_factory=dict)  # first vote per validator
+    by_value: dict[bytes | None, dict[int, Vote]] = field(default_factory=dict)
     power_by_value: dict[bytes | None, int] = field(default_factory=dict)
-    power: int = 0
+    power: int = 0  # of distinct validators, whatever they voted
+
+    def is_duplicate(self, vote: Vote) -> bool:
+        """True when a vote with the same signing digest was already counted."""
+        counted = self.by_value.get(vote.block_hash, {}).get(vote.validator)
+        return counted is not None and counted.digest == vote.digest
+
+    def add(self, vote: Vote, power: int) -> Vote | None:
+        """Count a new (not duplicate) vote of `power`; returns the validator's earlier
+        vote for another value when this one equivocates, else None."""
+        assert not self.is_duplicate(vote), "duplicates are dropped before counting"
+        voters = self.by_value.setdefault(vote.block_hash, {})
+        assert vote.validator not in voters, "one digest per (validator, value) in a tally"
+        voters[vote.validator] = vote
+        self.power_by_value[vote.block_hash] = self.power_by_value.get(vote.block_hash, 0) + power
+        first = self.votes.get(vote.validator)
+        if first is not None:
+            return first
+        self.votes[vote.validator] = vote
+        self.power += power
+        return None
 
     def get_votes_for(self, value: bytes | None) -> tuple[Vote, ...]:
         """Votes for `value`, one per validator, by validator index."""
-        found = {v.validator: v for v in self.conflicting if v.block_hash == value}
-        found.update({i: v for i, v in self.votes.items() if v.block_hash == value})
-        return tuple(found[i] for i in sorted(found))
+        voters = self.by_value.get(value, {})
+        return tuple(voters[i] for i in sorted(voters))
 
 
 @dataclass
@@ -176,6 +207,7 @@ class Engine:
     signer: SignerFn
     timeouts: TimeoutConfig = field(default_factory=TimeoutConfig)
     verify_signatures: bool = True
+    forget_locks: bool = False  # amnesia (a Byzantine option): drop the lock at every new round
 
     height: int = -1
     round: int = -1
@@ -196,7 +228,9 @@ class Engine:
     _fired: set[tuple[str, int]] = field(default_factory=set)
     _valid_cache: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
     _own: list[tuple[SignedMessage, bytes | None]] = field(default_factory=list)
-    _future: dict[int, list[tuple[Message, bytes | None]]] = field(default_factory=dict)
+    _future: dict[int, list[tuple[SignedMessage, bytes | None]]] = field(default_factory=dict)
+    _future_load: dict[tuple[int, int], int] = field(default_factory=dict)  # (height, signer) -> buffered
+    _future_digests: set[tuple[int, bytes]] = field(default_factory=set)  # (height, digest) buffered
     _certificates: dict[int, tuple[CommitCertificate, bytes | None]] = field(default_factory=dict)
     _catchup_sent: set[tuple[int, int]] = field(default_factory=set)
     _requested: set[tuple[int, int]] = field(default_factory=set)
@@ -314,19 +348,23 @@ class Engine:
         buffered = self._future.pop(height, [])
         for old in [h for h in self._future if h < height]:
             del self._future[old]
+        self._future_load = {k: n for k, n in self._future_load.items() if k[0] > height}
+        self._future_digests = {k for k in self._future_digests if k[0] > height}
         if self.timeouts.rebroadcast_s > 0:
             actions.append(ScheduleTimeout("rebroadcast", height, 0, self.timeouts.rebroadcast_s))
         self._start_round(resume.round, actions)
-        for message, payload in buffered:
+        for message, payload in buffered:  # their signatures were checked when buffered
             if isinstance(message, Proposal):
-                self._ingest_proposal(message, payload, verify=True)
-            elif isinstance(message, Vote):
-                self._ingest_vote(message, verify=True)
+                self._ingest_proposal(message, payload, verify=False)
+            else:
+                self._ingest_vote(message, verify=False)
         self._apply_rules(actions)
 
     def _start_round(self, round: int, actions: list[Action]) -> None:  # line 11
         self.round = round
         self.step = STEP_PROPOSE
+        if self.forget_locks:
+            self.locked_round, self.locked_hash = -1, None
         actions.append(ScheduleTimeout("propose", self.height, round, self.timeouts.get_delay_s("propose", round)))
         if self.index is None or self.validator_set.get_proposer(self.height, round) != self.index:
             return
@@ -351,10 +389,9 @@ class Engine:
         if message.fork_id != self.fork_id or self.height < 0:
             return False
         if message.height > self.height:
-            if message.height <= self.height + FUTURE_HEIGHTS:
-                queue = self._future.setdefault(message.height, [])
-                if len(queue) < 8 * self.validator_set.size + 8:
-                    queue.append((message, payload))
+            if message.height > self.height + FUTURE_HEIGHTS or not self._is_authentic(message):
+                return False
+            self._buffer_future(message, payload)
             peer = message.signer_index
             if self.index is not None and peer != self.index and (peer, self.height) not in self._requested:
                 self._requested.add((peer, self.height))  # a peer is ahead: ask it for our height
@@ -364,6 +401,20 @@ class Engine:
             self._help_peer(message.signer_index, message.height, actions)
             return False
         return True
+
+    def _is_authentic(self, message: SignedMessage) -> bool:
+        return not self.verify_signatures or is_signed_by(message, self.validator_set)
+
+    def _buffer_future(self, message: SignedMessage, payload: bytes | None) -> None:
+        """Keep an authentic message for a later height, once per digest, within its
+        signer's quota."""
+        load_key = (message.height, message.signer_index)
+        digest_key = (message.height, message.digest)
+        if digest_key in self._future_digests or self._future_load.get(load_key, 0) >= FUTURE_MESSAGES_PER_SIGNER:
+            return
+        self._future_digests.add(digest_key)
+        self._future_load[load_key] = self._future_load.get(load_key, 0) + 1
+        self._future.setdefault(message.height, []).append((message, payload))
 
     def _help_peer(self, peer: int, height: int, actions: list[Action]) -> None:
         stored = self._certificates.get(height)
@@ -377,14 +428,15 @@ class Engine:
             return
         if proposal.proposer != self.validator_set.get_proposer(proposal.height, proposal.round):
             return
-        if verify and self.verify_signatures and not is_signed_by(proposal, self.validator_set):
-            return
         existing = self._proposals.get(proposal.round)
-        if existing is not None:
-            if existing[0] != proposal:
-                self.evidence.append((existing[0], proposal))
-            elif existing[1] is None and payload is not None:
-                self._proposals[proposal.round] = (proposal, payload)
+        if existing is not None and existing[0].digest == proposal.digest:
+            if existing[1] is None and payload is not None:  # the block of the proposal kept
+                self._proposals[proposal.round] = (existing[0], payload)
+            return  # a re-signed copy is the same proposal, whatever its signature
+        if verify and not self._is_authentic(proposal):
+            return
+        if existing is not None:  # another proposal from the proposer of the round
+            self.evidence.append((existing[0], proposal))
             return
         self._proposals[proposal.round] = (proposal, payload)
         self._note_sender(proposal.round, proposal.proposer)
@@ -393,24 +445,16 @@ class Engine:
         if vote.step not in VOTE_STEPS or vote.round < 0 or not 0 <= vote.validator < self.validator_set.size:
             return
         tally = self._tallies.get((vote.round, vote.step))
-        existing = None if tally is None else tally.votes.get(vote.validator)
-        if existing == vote or (tally is not None and vote in tally.conflicting):
-            return
-        if verify and self.verify_signatures and not is_signed_by(vote, self.validator_set):
+        if tally is not None and tally.is_duplicate(vote):
+            return  # the same vote again, re-signed or not: a validator counts once
+        if verify and not self._is_authentic(vote):
             return
         if tally is None:
             tally = self._tallies[(vote.round, vote.step)] = VoteTally()
-        power = self.validator_set.powers[vote.validator]
-        # An equivocator counts once per value it signed (as in CometBFT's conflicting-vote
-        # tracking): a polka it showed only to some nodes can be relayed to all. Safety
-        # holds while Byzantine power stays below 1/3.
-        tally.power_by_value[vote.block_hash] = tally.power_by_value.get(vote.block_hash, 0) + power
-        if existing is not None:
-            self.evidence.append((existing, vote))
-            tally.conflicting.append(vote)
+        first = tally.add(vote, self.validator_set.powers[vote.validator])
+        if first is not None:
+            self.evidence.append((first, vote))
             return
-        tally.votes[vote.validator] = vote
-        tally.power += power
         self._note_sender(vote.round, vote.validator)
 
     def _note_sender(self, round: int, validator: int) -> None:

@@ -61,6 +61,7 @@ from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
 from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
 from scenarios.schema import Scenario
+from validators.behaviours import Honest, get_behaviour
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
 from validators.keys import ValidatorKey, derive_validator_keys
 from validators.node import ChainApp, NodeChain, NodeView, PlanApp, make_block_decoder, make_node_kit
@@ -439,18 +440,9 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
                               f"0x{plan.expected_root.hex()}")
 
 
-def _view_signer(node: Node):
+def _view_signer(node: Node, behaviour: Honest):
     """How `node` signs its own view: honestly, or as its behaviour lies."""
-    key = node.key.private_key
-
-    def sign(view: HaltView) -> HaltView | None:
-        if node.behaviour in ("crash", "withhold"):
-            return None
-        if node.behaviour == "wrong-root":
-            view = view.copy(roots=tuple(bytes(32) for _ in view.roots), first_bad_height=1)
-        return sign_view(key, view)
-
-    return sign
+    return lambda view: behaviour.make_view(sign_view(node.key.private_key, view), node.key)
 
 
 def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> EmergencyPhase:
@@ -477,18 +469,21 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
 
     def make_kit(index: int):
         node = setup.nodes[index]
+        behaviour = get_behaviour(node.behaviour, node.key)
         app = PlanApp(
             view=node.view,
             validator_set=setup.validator_set,
             known_views=lambda i=index: engines[i].get_known_views() if i in engines else (),
             compute_plan=lambda views, n=node: compute_plan_for(setup, n, views),
             on_certificate=on_certificate,
+            choose_views=behaviour.choose_plan_views,
         )
-        kit = make_node_kit(app, node.key, node.journal)
+        kit = make_node_kit(app, node.key, node.journal, behaviour)
         chain = NodeChain(node.view, old_fork, setup.validator_set, decode, setup.cache)
 
         def wrap(engine, i=index, node_chain=chain):
-            engines[i] = EmergencyEngine(i, setup.validator_set, old_fork, node_chain, engine, _view_signer(node))
+            engines[i] = EmergencyEngine(i, setup.validator_set, old_fork, node_chain, engine,
+                                         _view_signer(node, behaviour))
             return engines[i]
 
         return replace(kit, wrap_engine=wrap)

@@ -13,9 +13,15 @@ import chain  # noqa: F401  (selects the fast keccak backend before eth_hash loa
 from coincurve import PrivateKey
 from eth_hash.auto import keccak
 
-from consensus.messages import SignedMessage, compute_address, is_valid_signature, sign_digest, sign_message
+from consensus.messages import (
+    SECP256K1_ORDER,
+    SignedMessage,
+    compute_address,
+    is_valid_signature,
+    sign_digest,
+    sign_message,
+)
 
-SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 KEY_DOMAIN = b"l2sim-validator"
 MAX_VALIDATORS = 100_000
 
@@ -81,3 +87,11 @@ def make_raw_signer(key: ValidatorKey):
         return sign_message(key.private_key, message)
 
     return signer
+
+
+def resign_message(key: ValidatorKey, message: SignedMessage, attempt: int) -> SignedMessage:
+    """`message` signed again by `key` with another nonce (RFC 6979 with extra entropy from
+    `attempt`): a second valid, low-s signature of the same digest, as a Byzantine key
+    holder can always make. Honest nodes must count it as the same vote."""
+    entropy = keccak(b"l2sim/resign" + attempt.to_bytes(8, "big"))
+    return sign_message(key.private_key, message, entropy)

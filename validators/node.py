@@ -44,7 +44,8 @@ from consensus.emergency import (
     verify_synced_block,
 )
 from consensus.messages import CommitCertificate, ValidatorSet
-from consensus.sim import NodeKit
+from consensus.sim import Behaviour, NodeKit
+from validators.behaviours import make_behaviour_lookup
 from validators.journal import Journal, get_resume_point, make_journaled_signer
 from validators.keys import ValidatorKey, make_raw_signer
 
@@ -289,13 +290,19 @@ class NodeChain:
         return self.view.first_bad_height
 
 
-def make_node_kit(app: ChainApp, key: ValidatorKey, journal: Journal) -> NodeKit:
-    """What a node keeps across crashes: the app, its journaled signer and its raw key."""
+def make_node_kit(app: ChainApp | PlanApp, key: ValidatorKey, journal: Journal,
+                  behaviour: str | Behaviour | None = None) -> NodeKit:
+    """What a node keeps across crashes: the app, its journaled signer, its raw key and its
+    behaviour. `behaviour` (a name or an object) fixes it; None (the default) leaves it to
+    the simulation's `SimConfig.byzantine` ("honest" unless listed), through the kit's lookup."""
+    lookup = make_behaviour_lookup(key)
     return NodeKit(
         app=app,
         signer=make_journaled_signer(key, journal),
         raw_signer=make_raw_signer(key),
         get_resume_point=lambda fork_id, height: get_resume_point(journal, fork_id, height),
+        get_behaviour=lookup,
+        behaviour=lookup(behaviour) if isinstance(behaviour, str) else behaviour,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from consensus.messages import ValidatorSet
 from consensus.sim import BytesApp, NodeKit, SimConfig, Trace, create_simulation, run_simulation
 from validators.journal import MemoryJournal, SignedRecord, SQLiteJournal, get_resume_point, make_journaled_signer
+from validators.behaviours import make_behaviour_lookup
 from validators.keys import derive_validator_keys, make_raw_signer
 
 KEY_SEED = 7
@@ -82,6 +83,7 @@ def make_kit_factory(count: int, journals: dict | None = None, sqlite_dir: Path 
             signer=make_journaled_signer(keys[index], journal),
             raw_signer=make_raw_signer(keys[index]),
             get_resume_point=resume,
+            get_behaviour=make_behaviour_lookup(keys[index]),
         )
 
     return make_node_kit

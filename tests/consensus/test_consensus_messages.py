@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consensus.emergency import HaltView, is_view_signed, sign_view
 from consensus.messages import (
     PRECOMMIT,
     PREVOTE,
+    SECP256K1_ORDER,
     CommitCertificate,
     ConflictingVoteError,
     InsufficientPowerError,
@@ -18,6 +20,10 @@ from consensus.messages import (
     Proposal,
     ValidatorSet,
     Vote,
+    is_canonical_signature,
+    is_signed_by,
+    recover_public_key,
+    sign_digest,
     sign_message,
     verify_certificate,
 )
@@ -102,3 +108,28 @@ def test_certificate_with_a_forged_signature_is_refused():
 def test_certificate_with_a_conflicting_vote_is_refused(bad):
     with pytest.raises(ConflictingVoteError):
         verify_certificate(CommitCertificate(1, 3, 0, BLOCK, precommits([0, 1]) + bad), VSET)
+
+
+def _flip_s(signature):
+    s = int.from_bytes(signature[32:64], "big")
+    return signature[:32] + (SECP256K1_ORDER - s).to_bytes(32, "big") + bytes([signature[64] ^ 1])
+
+
+@given(digest=st.binary(min_size=32, max_size=32), index=st.integers(0, 3),
+       entropy=st.none() | st.binary(min_size=32, max_size=32))
+def test_signing_is_low_s_and_only_low_s_recovers(digest, index, entropy):
+    signature = sign_digest(KEYS[index].private_key, digest, entropy)
+    assert is_canonical_signature(signature)
+    assert recover_public_key(digest, signature) == KEYS[index].public_key
+    assert not is_canonical_signature(_flip_s(signature))
+    assert recover_public_key(digest, _flip_s(signature)) is None  # libsecp256k1 alone would recover the key
+    assert recover_public_key(digest, signature[:64] + bytes([signature[64] + 2])) is None  # v outside {0, 1}
+
+
+def test_high_s_proposals_and_halt_views_are_not_signed():
+    proposal = sign_message(KEYS[1].private_key, Proposal(1, 1, 0, BLOCK, -1, 1))
+    assert is_signed_by(proposal, VSET)
+    assert not is_signed_by(replace(proposal, signature=_flip_s(proposal.signature)), VSET)
+    view = sign_view(KEYS[2].private_key, HaltView(2, 0, 5, 4, 5, (b"\x01" * 32,)))
+    assert is_view_signed(view, VSET)
+    assert not is_view_signed(replace(view, signature=_flip_s(view.signature)), VSET)

@@ -15,11 +15,12 @@ from consensus.checks import (
     check_validity,
 )
 from consensus.forensics import find_culprits
-from consensus.messages import get_signature_memo_size, is_signature_memo_enabled, set_signature_memo
+from consensus.messages import PRECOMMIT, Vote, get_signature_memo_size, is_signature_memo_enabled, set_signature_memo
 from consensus.network import CrashFault, LinkProfile, Partition
-from consensus.sim import SimConfig
+from consensus.sim import SimConfig, SimConfigError, create_simulation
 from consensus.strategies import fault_schedules
-from consensus_support import get_signing_times_us, is_bytes_block_valid, make_validator_set, simulate
+from validators.behaviours import BYZANTINE_BEHAVIOURS, get_behaviour
+from consensus_support import get_signing_times_us, is_bytes_block_valid, make_kit_factory, make_validator_set, simulate
 
 LIVENESS_BOUND_S = 120.0
 
@@ -38,7 +39,7 @@ def assert_safe_and_live(trace, report):
     assert set(report.culprits).isdisjoint(trace.honest), reproduce
 
 
-@given(schedule=fault_schedules(byzantine="minority"))
+@given(schedule=fault_schedules(byzantine="minority", behaviours=BYZANTINE_BEHAVIOURS))
 # round split: nodes 1 and 3 (power 2 < f+1) timed out of round 0 and re-sent only their
 # round-1 messages, so nodes 0 and 4, which had lost their nil precommits of round 0, could
 # neither time out of round 0 nor skip: height 2 stalled forever (now the nodes ahead relay
@@ -136,3 +137,49 @@ def test_a_long_partition_heals_and_progress_resumes():
     trace, report = run_and_convict(config, 4, None)
     assert_safe_and_live(trace, report)
     assert trace.result.now_us > 30_000_000
+
+
+def test_duplicate_votes_count_once_so_two_of_four_never_lock_nor_decide():
+    # validators 2 and 3 are down: node 0 and the duplicate-voter 1 hold half the power;
+    # counting each copy of 1's prevotes gave node 0 a polka, so it locked and precommitted
+    config = SimConfig(seed=3, byzantine=((1, "duplicate-votes"),), target_height=1, max_time_s=20.0,
+                       crashes=(CrashFault(2, 0.0), CrashFault(3, 0.0)))
+    trace, report = run_and_convict(config, 4, None)
+    copies = [m for m in trace.messages if m.signer_index == 1]
+    assert len({m.signature for m in copies}) > len({m.signing_digest() for m in copies})  # it did re-sign
+    locks = [m for m in trace.messages if isinstance(m, Vote) and m.signer_index == 0 and m.step == PRECOMMIT
+             and m.block_hash is not None]
+    assert locks == [] and trace.decisions == [] and report.culprits == ()
+
+
+def test_with_a_duplicate_voter_honest_nodes_agree_and_progress():
+    config = SimConfig(seed=5, byzantine=((1, "duplicate-votes"),), link=LinkProfile(10, 0.1, 0.1), target_height=3)
+    trace, report = run_and_convict(config, 4, None)
+    assert_safe_and_live(trace, report)
+    assert report.culprits == ()  # copies of one digest are not equivocation
+
+
+def test_a_simulation_is_driven_in_steps_on_its_own_clock():
+    journals: dict = {}
+    sim = create_simulation(SimConfig(seed=2, target_height=50), make_validator_set(4), make_kit_factory(4, journals))
+    first = sim.run_until(until_s=3.0)
+    assert (first.reason, sim.now_s) == ("time", 3.0)
+    decided = len(sim.trace.decisions)
+    second = sim.run_until(until_s=60.0, stop=lambda: len(sim.trace.decisions) > decided)
+    assert second.reason == "predicate" and sim.now_s > 3.0 and sim.trace.result == second
+    assert sim.run_until(until_s=120.0, max_events=5).reason == "max_events"
+
+
+def test_a_kit_behaviour_must_carry_the_name_the_config_judges_it_by():
+    plain = make_kit_factory(4)
+
+    def make_node_kit(index):
+        kit = plain(index)
+        return replace(kit, behaviour=get_behaviour("withhold")) if index == 2 else kit
+
+    with pytest.raises(SimConfigError, match="withhold"):
+        create_simulation(SimConfig(), make_validator_set(4), make_node_kit)
+    sim = create_simulation(SimConfig(byzantine=((2, "withhold"),)), make_validator_set(4), make_node_kit)
+    assert sim.trace.honest == (0, 1, 3)
+    with pytest.raises(SimConfigError, match="liar"):
+        create_simulation(SimConfig(byzantine=((1, "liar"),)), make_validator_set(4), plain)

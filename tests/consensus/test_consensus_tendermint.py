@@ -177,3 +177,20 @@ def test_a_restarted_engine_still_hands_over_the_certificates_it_decided():
     assert reply.validator == 3
     assert [a.block_hash for a in behind.on_message(reply.message, reply.payload) if isinstance(a, Decide)] \
         == [prop.block_hash]
+
+
+def test_forget_locks_drops_the_lock_at_the_next_round_and_an_honest_engine_keeps_it():
+    locks = {}
+    for forget in (False, True):
+        engine = make_engine(0)
+        engine.forget_locks = forget
+        engine.on_start(HEIGHT, ResumePoint(round=1, locked_round=0, locked_hash=b"\x01" * 32))
+        at_start = (engine.locked_round, engine.locked_hash)
+        engine.on_timeout("propose", HEIGHT, 1)
+        for v in (1, 2, 3):
+            engine.on_vote(vote(v, PRECOMMIT, None, round=1))
+        engine.on_timeout("precommit", HEIGHT, 1)
+        assert engine.round == 2
+        locks[forget] = (at_start, (engine.locked_round, engine.locked_hash))
+    assert locks[False] == (((0, b"\x01" * 32),) * 2)
+    assert locks[True] == ((-1, None), (-1, None))  # amnesia: even the journal's lock is dropped on restart
