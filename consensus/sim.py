@@ -376,17 +376,6 @@ class Simulation:
         self.trace._note("end", result.reason, result.now_us, result.events)
         return self.trace
 
-    @property
-    def now_s(self) -> float:
-        """Virtual seconds on this simulation's clock."""
-        return self.loop.now_us / 1e6
-
-    def run_until(self, *, until_s: float, stop: Callable[[], bool] | None = None,
-                  max_events: int | None = None) -> RunResult:
-        """Process events until `stop()` holds, virtual time reaches `until_s`, or the event bound."""
-        bound = self.config.max_events if max_events is None else max_events
-        return run_until(self.loop, self._handle, bound, until_s=until_s, stop=stop)
-
     def _handle(self, time_us: int, event: object) -> None:
         if isinstance(event, Deliver):
             node = self.nodes[event.receiver]

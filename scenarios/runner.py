@@ -330,8 +330,7 @@ def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
             for n in running
         )
 
-    result = sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
-    sim.trace.result = result
+    sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
     return BlocksPhase("chain", 0, sim.trace, 0.0, sim.now_s, heights)
 
 
@@ -476,7 +475,7 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
             known_views=lambda i=index: engines[i].get_known_views() if i in engines else (),
             compute_plan=lambda views, n=node: compute_plan_for(setup, n, views),
             on_certificate=on_certificate,
-            choose_views=behaviour.choose_plan_views,
+            choose_views=lambda views, b=behaviour: b.choose_plan_views(views, setup.validator_set),
         )
         kit = make_node_kit(app, node.key, node.journal, behaviour)
         chain = NodeChain(node.view, old_fork, setup.validator_set, decode, setup.cache)
@@ -498,8 +497,7 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
         running = [n for n in setup.nodes if _is_running(sim, n.index)]
         return bool(running) and all(n.view.plan_certificate is not None for n in running)
 
-    result = sim.run_until(until_s=faults_end_s + PLAN_MAX_WAIT_S, stop=is_done, max_events=MAX_EVENTS_PER_PHASE)
-    sim.trace.result = result
+    sim.run_until(until_s=faults_end_s + PLAN_MAX_WAIT_S, stop=is_done, max_events=MAX_EVENTS_PER_PHASE)
     plan = certificate = None
     if certified:
         first = min(certified)
@@ -572,9 +570,8 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
         running = [n for n in restored if _is_running(sim, n.index)]
         return bool(running) and all(n.view.history.height >= goal for n in running)
 
-    result = sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
-                           max_events=MAX_EVENTS_PER_PHASE)
-    sim.trace.result = result
+    sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
+                  max_events=MAX_EVENTS_PER_PHASE)
     return BlocksPhase("restart", fork_id, sim.trace, start_s, sim.now_s, goal)
 
 

@@ -18,7 +18,8 @@ from pydantic_core import PydanticCustomError
 
 from scenarios.errors import format_value
 
-Behaviour = Literal["crash", "equivocate", "withhold", "amnesia", "wrong-root"]
+Behaviour = Literal["crash", "equivocate", "withhold", "amnesia", "wrong-root", "duplicate-votes", "forge-views",
+                    "lie-target"]
 Market = Literal["BTC-USD", "ETH-USD", "SOL-USD"]
 ResponseMode = Literal["full-rollback", "selective-restore", "rollback-replay"]
 WithdrawalPolicy = Literal["debit-account", "charge-vault"]

@@ -15,17 +15,23 @@ behaviour overrides only the hooks it corrupts. The consensus simulation calls t
 
 The emergency layer calls two more, which a behaviour of that layer overrides:
 `make_view(view, key)` (the signed halt view to send, or None) and
-`choose_plan_views(views)` (the views a proposer builds its plan from).
+`choose_plan_views(views, validator_set)` (the views a proposer builds its plan from):
+`forge-views` signs views with false roots and a false first corrupted height;
+`lie-target`, as proposer, builds its plan from the quorum of views that puts the target
+latest, inside the corrupted window if it can.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from consensus.emergency import HaltView, sign_view
-from consensus.messages import Message, Proposal, SignedMessage, Vote
+from eth_hash.auto import keccak
+
+from consensus.emergency import EmergencyError, HaltView, compute_target, sign_view
+from consensus.messages import Message, Proposal, SignedMessage, ValidatorSet, Vote
 from consensus.sim import HONEST, BehaviourLookup, EngineInputs, NodeKit, Transmission
 from validators.keys import ValidatorError, ValidatorKey, resign_message
 
@@ -67,7 +73,8 @@ class Honest:
         """The halt view to send, from the node's honest signed `view`; None sends none."""
         return view
 
-    def choose_plan_views(self, views: tuple[HaltView, ...]) -> tuple[HaltView, ...]:
+    def choose_plan_views(self, views: tuple[HaltView, ...],
+                          validator_set: ValidatorSet | None = None) -> tuple[HaltView, ...]:
         """The views a proposer builds its restore plan from: all it received."""
         return views
 
@@ -193,8 +200,52 @@ class DuplicateVotes(Honest):
         return [(receiver, copy, transmission.payload) for receiver in transmission.receivers for copy in copies]
 
 
+@dataclass(frozen=True)
+class ForgeViews(Honest):
+    """Votes like an honest node but signs halt views with false roots and a false first
+    corrupted height (the last height: as late as it can claim)."""
+
+    name: ClassVar[str] = "forge-views"
+
+    def make_view(self, view: HaltView, key: ValidatorKey) -> HaltView | None:
+        forged = view.copy(first_bad_height=view.last_height, signature=b"",
+                           roots=tuple(keccak(b"forged" + root) for root in view.roots))
+        return sign_view(key.private_key, forged)
+
+
+@dataclass(frozen=True)
+class LieTarget(Honest):
+    """As proposer, builds its plan from the quorum of views that puts the target latest (a
+    view that saw nothing and views that report late count for it); its own view reports
+    the corruption at its last height."""
+
+    name: ClassVar[str] = "lie-target"
+    max_subsets: ClassVar[int] = 4096  # bounded search
+
+    def make_view(self, view: HaltView, key: ValidatorKey) -> HaltView | None:
+        return sign_view(key.private_key, view.copy(first_bad_height=view.last_height, signature=b""))
+
+    def choose_plan_views(self, views: tuple[HaltView, ...],
+                          validator_set: ValidatorSet | None = None) -> tuple[HaltView, ...]:
+        if validator_set is None or not views:
+            return views
+        fork_id = views[0].fork_id
+        best, best_height = views, -1
+        for size in range(len(views), 0, -1):
+            for count, subset in enumerate(itertools.combinations(views, size)):
+                if count >= self.max_subsets:
+                    break
+                try:
+                    height = compute_target(subset, validator_set, fork_id).height
+                except EmergencyError:
+                    continue
+                if height > best_height:
+                    best, best_height = subset, height
+        return best
+
+
 BEHAVIOUR_CLASSES: tuple[type[Honest], ...] = (Honest, Crash, Withhold, Equivocate, Amnesia, WrongRoot,
-                                               DuplicateVotes)
+                                               DuplicateVotes, ForgeViews, LieTarget)
 BEHAVIOUR_NAMES: tuple[str, ...] = tuple(cls.name for cls in BEHAVIOUR_CLASSES)
 BYZANTINE_BEHAVIOURS: tuple[str, ...] = tuple(name for name in BEHAVIOUR_NAMES if name != HONEST)
 _BY_NAME = {cls.name: cls for cls in BEHAVIOUR_CLASSES}

@@ -130,6 +130,6 @@ def test_high_s_proposals_and_halt_views_are_not_signed():
     proposal = sign_message(KEYS[1].private_key, Proposal(1, 1, 0, BLOCK, -1, 1))
     assert is_signed_by(proposal, VSET)
     assert not is_signed_by(replace(proposal, signature=_flip_s(proposal.signature)), VSET)
-    view = sign_view(KEYS[2].private_key, HaltView(2, 0, 5, 4, 5, (b"\x01" * 32,)))
+    view = sign_view(KEYS[2].private_key, HaltView(2, 0, 5, 4, 5, (b"\x01" * 32,), b""))
     assert is_view_signed(view, VSET)
-    assert not is_view_signed(replace(view, signature=_flip_s(view.signature)), VSET)
+    assert not is_view_signed(view.copy(signature=_flip_s(view.signature)), VSET)

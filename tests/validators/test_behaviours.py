@@ -33,7 +33,7 @@ def test_every_name_gives_its_own_class_and_an_unknown_name_a_typed_error():
 
 
 def test_view_hooks_honest_passes_through_crash_and_withhold_send_none_wrong_root_forges():
-    view = sign_view(KEYS[2].private_key, HaltView(2, 0, 5, 4, 3, (b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)))
+    view = sign_view(KEYS[2].private_key, HaltView(2, 0, 5, 4, 3, (b"\x01" * 32, b"\x02" * 32, b"\x03" * 32), b""))
     assert get_behaviour("honest").make_view(view, KEYS[2]) is view
     assert get_behaviour("honest").choose_plan_views((view,)) == (view,)
     assert get_behaviour("crash").make_view(view, KEYS[2]) is None
