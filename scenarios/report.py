@@ -71,6 +71,8 @@ def compute_checks(run: Run, forensics) -> dict[str, dict]:
         checks["agreement"] = _check(False, broken[0].detail)
 
     culprits = set(forensics.culprits)
+    if run.emergency is not None:
+        culprits |= {c.view.validator for c in run.emergency.view_conflicts}
     byzantine = {n.index for n in run.nodes if not n.is_honest}
     if broken:
         enough = vset.get_power(culprits) > vset.max_faulty_power
@@ -194,6 +196,7 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
     """The JSON report (schema_version 1) of a finished run, digest included."""
     scenario = run.scenario
     forensics = run_forensics(run)
+    view_conflicts = run.emergency.view_conflicts if run.emergency is not None else ()
     reference = run.reference.view.history
     before_restore = [a for fork, _, a in run.liquidations if fork == 0]
     liquidated = list(dict.fromkeys(before_restore))
@@ -227,11 +230,17 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
         "reconciliation": {"irreversible": [], "total": 0},
         "compensation": {"accounts": 0, "total": 0, "entries": []},
         "forensics": {
-            "culprits": list(forensics.culprits),
+            "culprits": sorted(set(forensics.culprits) | {c.view.validator for c in view_conflicts}),
             "evidence": [
                 {"validator": e.validator, "kind": e.kind,
                  "messages": [_message_json(e.first), _message_json(e.second)]}
                 for e in forensics.evidence
+            ] + [
+                # a signed view against the commit certificate of the header it contradicts
+                {"validator": c.view.validator, "kind": "view-contradicts-certified-header", "height": c.height,
+                 "view_digest": _hex(c.view.digest), "view_signature": _hex(c.view.signature),
+                 "claimed_root": _hex(c.view.root_at(c.height)), "certified_root": _hex(c.certified_root)}
+                for c in view_conflicts
             ],
         },
         "oracle": _stale_oracle_section(run),

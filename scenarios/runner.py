@@ -41,6 +41,7 @@ from consensus.emergency import (
     HaltView,
     RestorePlan,
     RollbackCertificate,
+    ViewConflict,
     compute_target,
     get_plan_fork_id,
     sign_view,
@@ -349,7 +350,7 @@ class EmergencyPhase:
     plan: RestorePlan | None
     certificate: CommitCertificate | None
     rejected_plans: dict[bytes, dict]
-    view_conflicts: tuple[tuple[int, int, int], ...]  # (seen by, view signer, height)
+    view_conflicts: tuple[ViewConflict, ...]  # signed views that contradict a certified header
     views_rejected: int
 
 
@@ -431,8 +432,7 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
         apply_block(setup.store, history.head.state_root, recovery.restore_block, cache=setup.cache)
         history.append(recovery.restore_block)
     view.restored_root = history.head.state_root
-    view.fork_id = plan.new_fork_id
-    view.alarm = None  # the alarm watches the first fork only
+    view.fork_id = plan.new_fork_id  # its alarm watches the first fork only: no halt on this one
     view.restart_ledger = {recovery.restart_height: recovery.restart_transactions}
     if view.restored_root != plan.expected_root:
         view.restore_error = (f"restored root 0x{view.restored_root.hex()} != certificate's expected "
@@ -514,9 +514,12 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
     for plan_hash, entry in sorted(rejected.items(), key=lambda item: (str(item[1]["proposer"]), item[0])):
         rec.note("plan rejected", start_s, None,
                  f"proposer {entry['proposer']}: {entry['reason']} (by {sorted(entry['rejected_by'])})")
-    conflicts = tuple((i, c.view.validator, c.height) for i in sorted(engines) for c in engines[i].conflicts)
+    conflicts: dict[tuple[int, int], ViewConflict] = {}
+    for i in sorted(engines):
+        for conflict in engines[i].conflicts:
+            conflicts.setdefault((conflict.view.validator, conflict.height), conflict)
     return EmergencyPhase(sim.trace, start_s, sim.now_s, old_fork, new_fork, plan, certificate, rejected,
-                          conflicts, sum(e.rejected_views for e in engines.values()))
+                          tuple(conflicts[k] for k in sorted(conflicts)), sum(e.rejected_views for e in engines.values()))
 
 
 # ---------------------------------------------------------------- the world after the restore

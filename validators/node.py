@@ -72,7 +72,8 @@ class NodeView:
     fork_id: int
     feed: PriceFeed
     read_prices: PriceReader
-    alarm: Alarm | None = None  # None: no alarm on this fork
+    alarm: Alarm | None = None  # its deviation alarm, which watches the first fork only
+    alarm_fork_id: int = 0
     certificates: dict[int, CommitCertificate] = field(default_factory=dict)
     archive: dict[tuple[int, int], tuple[bytes, CommitCertificate]] = field(default_factory=dict)
     """(fork, height) -> (block payload, commit certificate) of every block it committed,
@@ -87,8 +88,10 @@ class NodeView:
 
     @property
     def halt_height(self) -> int | None:
-        """Commit nothing above this height (None: not halted)."""
-        return None if self.alarm is None else self.alarm.halt_height
+        """Commit nothing above this height (None: not halted; a later fork is never halted)."""
+        if self.alarm is None or self.fork_id != self.alarm_fork_id:
+            return None
+        return self.alarm.halt_height
 
     @property
     def first_bad_height(self) -> int:
@@ -100,7 +103,7 @@ class NodeView:
         self.certificates[block.height] = certificate
         self.archive[(block.header.fork_id, block.height)] = (payload, certificate)
         self.archived_roots[(block.header.fork_id, block.height)] = block.header.state_root
-        if self.alarm is not None and block.header.fork_id == self.fork_id:
+        if self.alarm is not None and block.header.fork_id == self.alarm_fork_id:
             self.alarm = on_block_committed(self.alarm, block.height, self.read_prices(block.header.state_root),
                                             self.feed(block.height))
 

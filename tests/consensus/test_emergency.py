@@ -402,3 +402,24 @@ def test_views_are_resent_a_bounded_number_of_times(small_chain):
         if not actions:
             break
     assert sends == MAX_VIEW_SENDS
+
+
+def test_an_honest_node_rejects_a_plan_whose_target_its_own_chain_calls_corrupted(small_chain):
+    # Planted fault: f+1 views report the corruption later than this validator saw it. The
+    # plan is consistent with its views and the node would recompute the very same plan;
+    # only its own first bad height stops it.
+    from validators.node import PlanApp
+
+    node = small_chain.node(0, 6)
+    node.view.alarm = Alarm(2000, 1, first_bad_height=4, halt_height=6)
+    views = tuple(view_of(i, 6, 6 if i < 3 else 4, roots=node.get_certified_root) for i in range(4))
+    plan = _plan(5, node.get_certified_root(5), views, halt=6)
+    assert check_plan_shape(plan, small_chain.vset).height == 5
+    app = PlanApp(view=node.view, validator_set=small_chain.vset, known_views=lambda: views,
+                  compute_plan=lambda vs: plan, on_certificate=lambda *a: None)
+    assert not app.is_valid(PLAN_HEIGHT, plan.hash, encode_plan(plan))
+    assert "first corrupted height 4" in app.rejections[-1][1]
+    sound = _plan(3, node.get_certified_root(3), tuple(view_of(i, 6, 4, roots=node.get_certified_root)
+                                                         for i in range(4)), halt=6)
+    app.compute_plan = lambda vs: sound
+    assert app.is_valid(PLAN_HEIGHT, sound.hash, encode_plan(sound))
