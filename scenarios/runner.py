@@ -61,9 +61,10 @@ from consensus.network import CrashFault, LinkProfile, Partition, run_until, sec
 from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
+from scenarios.events import EventLog
 from scenarios.market import derive_seed
 from scenarios.recovery import Recovery, compute_recovery
-from scenarios.schema import Scenario
+from scenarios.schema import MARKETS, Scenario
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
 from validators.keys import ValidatorKey, derive_validator_keys
 from validators.node import ChainApp, NodeView, PlanApp, make_block_decoder, make_node_kit
@@ -147,6 +148,7 @@ class Run:
     decided: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> hash
     split_at: tuple[int, int] | None = None  # where two honest validators decided differently
     rejected_plans: dict[bytes, dict] = field(default_factory=dict)
+    events: EventLog | None = None  # recorded for `--events`/`--html`; never read by the run
 
     @property
     def honest(self) -> list[Node]:
@@ -159,6 +161,40 @@ class Run:
         Agreement makes every other honest chain a prefix of it."""
         restored = [n for n in self.honest if n.restored_root is not None and n.restore_error is None]
         return max(restored or self.honest, key=lambda n: (n.view.history.height, -n.index))
+
+
+# ---------------------------------------------------------------- the event log (observes only)
+
+
+def _emit(run: Run, kind: str, t_s: float, height: int | None, **fields: object) -> None:
+    if run.events is not None:
+        run.events.emit(kind, t_s=t_s, fork=run.fork_id, height=height, **fields)
+
+
+def _observer(run: Run):
+    """The consensus simulation's observer hook, or None when nothing is recorded."""
+    return run.events.make_observer() if run.events is not None else None
+
+
+def _emit_partitions(run: Run) -> None:
+    for p in run.scenario.network.partitions:
+        groups = [list(g) for g in p.groups]
+        run.events.emit("partition_start", t_s=p.start_s, fork=0, height=None, groups=groups)
+        run.events.emit("partition_end", t_s=p.end_s, fork=0, height=None, groups=groups)
+
+
+def _emit_commit(run: Run, block: Block, result: ExecutionResult, events: tuple, now_s: float) -> None:
+    height = block.height
+    proposer = next((n.index for n in run.nodes if n.key.address == block.header.proposer), None)
+    _emit(run, "commit", now_s, height, block_hash=block.hash, state_root=result.state_root,
+          proposer=proposer, txs=len(block.transactions))
+    reference = run.world.reference_prices(height)
+    for market in sorted(reference):
+        _emit(run, "price", now_s, height, market=MARKETS[market], onchain=run.prices[height].get(market, 0),
+              reference=reference[market])
+    for e in events:
+        if isinstance(e, Liquidated):
+            _emit(run, "liquidation", now_s, height, account=e.account, market=MARKETS[e.market], price=e.price)
 
 
 # ---------------------------------------------------------------- the mempool
@@ -276,6 +312,7 @@ def _on_commit(run: Run, node: Node, block: Block, result: ExecutionResult, now_
             events = world.observe(block, result)
             run.prices[height] = dict(world.index.prices)
             run.liquidations += [(run.fork_id, height, e.account) for e in events if isinstance(e, Liquidated)]
+            _emit_commit(run, block, result, events, now_s)
             if run.progress:
                 run.progress("chain" if run.fork_id == 0 else "restart", height, now_s)
     prices = run.prices.get(height)
@@ -286,6 +323,7 @@ def _on_commit(run: Run, node: Node, block: Block, result: ExecutionResult, now_
     deviates = any(is_price_deviation(prices.get(m, 0), reference[m], detection.deviation_bps) for m in reference)
     if deviates and node.first_bad_height == NO_BAD_HEIGHT and run.fork_id == 0:
         node.first_bad_height = height
+        _emit(run, "alarm", now_s, height, validator=node.index, reason="oracle price deviates from the reference")
         if run.first_bad_height is None:
             run.first_bad_height = height
             run.timeline.note("glitch on chain", now_s, height, "oracle price deviates from the reference feed")
@@ -295,6 +333,7 @@ def _on_commit(run: Run, node: Node, block: Block, result: ExecutionResult, now_
     operator = detection.operator_halt_height is not None and height >= detection.operator_halt_height
     if alarm or operator:
         node.view.halt_height = height
+        _emit(run, "halt", now_s, height, validator=node.index, reason="deviation alarm" if alarm else "operator halt")
         if run.detected_height is None:
             run.detected_height = height
             run.timeline.note("halt", now_s, height, "deviation alarm" if alarm else "operator halt")
@@ -330,7 +369,8 @@ def run_chain_phase(run: Run) -> float:
     heights = run.scenario.chain.heights
     config = _sim_config(run, fork_id=0, start_height=1, start_s=0.0,
                          timeouts=TimeoutConfig(commit_s=run.scenario.chain.block_time_s), label="chain")
-    sim = create_simulation(config, run.validator_set, _make_chain_kit(run, WorldMempool(run), clock))
+    sim = create_simulation(config, run.validator_set, _make_chain_kit(run, WorldMempool(run), clock),
+                            observer=_observer(run))
     holder.append(sim)
 
     def is_done() -> bool:
@@ -459,6 +499,9 @@ def run_plan_phase(run: Run, start_s: float) -> float:
                               timeouts=PLAN_TIMEOUTS, label="views")
     arrivals = _view_arrivals(run, view_config, views, seconds_to_us(start_s))
     run.timeline.note("views exchanged", start_s, None, f"{len(views)} signed halt views")
+    for index, view in sorted(views.items()):
+        _emit(run, "view", start_s, view.last_height, validator=index, halt_height=view.last_height,
+              first_bad_height=None if view.first_bad_height == NO_BAD_HEIGHT else view.first_bad_height)
 
     def known_views(index: int) -> tuple[HaltView, ...]:
         now_us = holder[0].loop.now_us if holder else seconds_to_us(start_s + VIEW_GATHER_S)
@@ -472,6 +515,9 @@ def run_plan_phase(run: Run, start_s: float) -> float:
             run.plan, run.certificate = plan, certificate
             run.timeline.note("rollback certificate", holder[0].loop.now_us / 1e6, plan.target_height,
                               f"plan 0x{plan.hash.hex()[:16]} signed by {len(certificate.votes)} validators")
+            _emit(run, "certificate", holder[0].loop.now_us / 1e6, plan.target_height, plan_hash=plan.hash,
+                  signers=list(certificate.signers()), power=run.validator_set.get_power(certificate.signers()),
+                  quorum=run.validator_set.quorum)
 
     def make_kit(index: int):
         node = run.nodes[index]
@@ -484,7 +530,7 @@ def run_plan_phase(run: Run, start_s: float) -> float:
         )
         return make_node_kit(app, node.key, node.journal)
 
-    sim = create_simulation(config, run.validator_set, make_kit)
+    sim = create_simulation(config, run.validator_set, make_kit, observer=_observer(run))
     holder.append(sim)
 
     def is_done() -> bool:
@@ -505,6 +551,12 @@ def run_plan_phase(run: Run, start_s: float) -> float:
     for plan_hash, entry in sorted(run.rejected_plans.items(), key=lambda item: str(item[1]["proposer"])):
         run.timeline.note("plan rejected", start_s, None,
                           f"proposer {entry['proposer']}: {entry['reason']} (by {entry['rejected_by']})")
+        _emit(run, "plan", start_s, None, proposer=entry["proposer"], plan_hash=plan_hash, target_height=None,
+              accepted=False, reason=entry["reason"], rejected_by=sorted(entry["rejected_by"]))
+    if run.plan is not None:
+        _emit(run, "plan", start_s, run.plan.target_height, proposer=proposers.get(run.plan.hash),
+              plan_hash=run.plan.hash, target_height=run.plan.target_height, accepted=True, reason=None,
+              mode=run.plan.mode, snapshot_root=run.plan.snapshot_root, expected_root=run.plan.expected_root)
     return sim.loop.now_us / 1e6
 
 
@@ -547,6 +599,8 @@ def restore_all(run: Run, now_s: float) -> None:
             verify_plan_certificate(run)
             node.plan_certificate = run.certificate
         apply_plan(run, node, plan, recovery)
+        _emit(run, "restore", now_s, node.view.history.height, validator=node.index, state_root=node.restored_root,
+              ok=node.restore_error is None and node.restored_root is not None, error=node.restore_error)
     for node in run.nodes:
         if not node.is_honest and node.behaviour != "crash":
             align_history(run, node.view.history, run.reference.view.history)
@@ -592,9 +646,13 @@ def run_restart_phase(run: Run, start_s: float) -> float:
     config = _sim_config(run, fork_id=run.fork_id, start_height=start_height, start_s=start_s,
                          timeouts=TimeoutConfig(commit_s=run.scenario.chain.block_time_s), label="restart")
     make_kit = _make_chain_kit(run, mempool, clock)
-    sim = create_simulation(config, run.validator_set, make_kit)
+    sim = create_simulation(config, run.validator_set, make_kit, observer=_observer(run))
     holder.append(sim)
     run.timeline.note("restart", start_s, start_height, f"fork {run.fork_id}")
+    _emit(run, "restart", start_s, start_height, new_fork=run.fork_id)
+    for entry in sorted(run.recovery.compensation, key=lambda e: (-e.amount, e.account)) if run.recovery else ():
+        _emit(run, "compensation", start_s, start_height, account=entry.account, amount=entry.amount,
+              reason=entry.reason)
 
     def is_done() -> bool:
         running = [n for n in healthy if sim.nodes[n.index].engine is not None]
@@ -696,7 +754,8 @@ def replay_rejections(run: Run) -> tuple[int, int]:
 
 
 def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True,
-                      progress: Callable[[str, int, float], None] | None = None) -> tuple[Run, float, float]:
+                      progress: Callable[[str, int, float], None] | None = None,
+                      events: EventLog | None = None) -> tuple[Run, float, float]:
     """Prepare and execute a run; returns (run, virtual seconds, wall seconds).
 
     `memo=False` turns off both memos (execution across honest validators, signature checks):
@@ -708,6 +767,9 @@ def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: 
     try:
         run = prepare_run(scenario, data_dir=data_dir, memo=memo)
         run.progress = progress
+        run.events = events
+        if events is not None:
+            _emit_partitions(run)
         virtual_s = execute_run(run)
     finally:
         set_signature_memo(memo_was)
