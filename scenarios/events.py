@@ -16,6 +16,7 @@ keep the order they happened in): the same seed gives the same bytes.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -140,3 +141,15 @@ def read_events(path: str | Path) -> list[dict]:
                 raise EventLogError(str(path), number, f"unknown kind {event['kind']!r}")
             events.append(event)
     return events
+
+
+def check_writable(option: str, path: str) -> None:
+    """Before a run: `path` can be created as a file (its folder exists); else a one-line error."""
+    target = Path(path)
+    if target.is_dir():
+        raise ScenarioError(f"{path!r} is a directory, not a file", field=option, value=path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise ScenarioError(f"cannot write {path!r}: no directory {str(folder)!r}", field=option, value=path)
+    if not os.access(folder, os.W_OK):
+        raise ScenarioError(f"cannot write {path!r}: directory not writable", field=option, value=path)

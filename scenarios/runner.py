@@ -184,6 +184,8 @@ def _emit_partitions(run: Run) -> None:
 
 
 def _emit_commit(run: Run, block: Block, result: ExecutionResult, events: tuple, now_s: float) -> None:
+    if run.events is None:
+        return
     height = block.height
     proposer = next((n.index for n in run.nodes if n.key.address == block.header.proposer), None)
     _emit(run, "commit", now_s, height, block_hash=block.hash, state_root=result.state_root,
@@ -515,7 +517,13 @@ def run_plan_phase(run: Run, start_s: float) -> float:
             run.plan, run.certificate = plan, certificate
             run.timeline.note("rollback certificate", holder[0].loop.now_us / 1e6, plan.target_height,
                               f"plan 0x{plan.hash.hex()[:16]} signed by {len(certificate.votes)} validators")
-            _emit(run, "certificate", holder[0].loop.now_us / 1e6, plan.target_height, plan_hash=plan.hash,
+            now_s = holder[0].loop.now_us / 1e6
+            proposer = next((m.proposer for m in holder[0].trace.messages
+                             if isinstance(m, Proposal) and m.block_hash == plan.hash), None)
+            _emit(run, "plan", now_s, plan.target_height, proposer=proposer, plan_hash=plan.hash,
+                  target_height=plan.target_height, accepted=True, reason=None, mode=plan.mode,
+                  snapshot_root=plan.snapshot_root, expected_root=plan.expected_root)
+            _emit(run, "certificate", now_s, plan.target_height, plan_hash=plan.hash,
                   signers=list(certificate.signers()), power=run.validator_set.get_power(certificate.signers()),
                   quorum=run.validator_set.quorum)
 
@@ -551,12 +559,8 @@ def run_plan_phase(run: Run, start_s: float) -> float:
     for plan_hash, entry in sorted(run.rejected_plans.items(), key=lambda item: str(item[1]["proposer"])):
         run.timeline.note("plan rejected", start_s, None,
                           f"proposer {entry['proposer']}: {entry['reason']} (by {entry['rejected_by']})")
-        _emit(run, "plan", start_s, None, proposer=entry["proposer"], plan_hash=plan_hash, target_height=None,
+        _emit(run, "plan", sim.loop.now_us / 1e6, None, proposer=entry["proposer"], plan_hash=plan_hash, target_height=None,
               accepted=False, reason=entry["reason"], rejected_by=sorted(entry["rejected_by"]))
-    if run.plan is not None:
-        _emit(run, "plan", start_s, run.plan.target_height, proposer=proposers.get(run.plan.hash),
-              plan_hash=run.plan.hash, target_height=run.plan.target_height, accepted=True, reason=None,
-              mode=run.plan.mode, snapshot_root=run.plan.snapshot_root, expected_root=run.plan.expected_root)
     return sim.loop.now_us / 1e6
 
 
