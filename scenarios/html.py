@@ -49,34 +49,58 @@ def _group_by_height(events: list[dict]) -> dict[tuple[int, int], list[dict]]:
 
 
 def _messages(events: list[dict]) -> tuple[list[dict], int]:
-    """First transmissions of each (from, to, type, round) with their fate; count of re-sends."""
-    first: dict[tuple, dict] = {}
-    resent = 0
-    pending: dict[tuple, list[dict]] = defaultdict(list)
+    """What to draw of each (from, to, type, round): its first transmission and, when that
+    one was lost, the first copy that got through. Returns (messages, copies not drawn)."""
+    sent: dict[tuple, list[dict]] = defaultdict(list)
     for event in events:
-        key = (event["from"], event["to"], event["type"], event["round"]) if "from" in event else None
+        if "from" not in event:
+            continue
+        key = (event["from"], event["to"], event["type"], event["round"])
         if event["kind"] == "send":
-            if key in first:
-                resent += 1
-                continue
-            message = first[key] = {"key": key, "sent": event["t_s"], "arrived": None, "dropped": None}
-            pending[key].append(message)
-        elif event["kind"] in ("deliver", "drop") and pending.get(key):
-            message = pending[key].pop(0)
+            sent[key].append({"key": key, "sent": event["t_s"], "arrived": None, "dropped": None})
+            continue
+        waiting = [m for m in sent[key] if m["arrived"] is None and m["dropped"] is None]
+        if waiting:  # copies of one message travel alike: the oldest in flight is the one that ends
             if event["kind"] == "deliver":
-                message["arrived"] = event["t_s"]
+                waiting[0]["arrived"] = event["t_s"]
             else:
-                message["dropped"] = event["reason"]
-    return list(first.values()), resent
+                waiting[0]["dropped"] = event["reason"]
+    drawn, hidden = [], 0
+    for copies in sent.values():
+        chosen = [copies[0]]
+        if copies[0]["arrived"] is None:
+            chosen += [m for m in copies[1:] if m["arrived"] is not None][:1]
+        drawn += chosen
+        hidden += len(copies) - len(chosen)
+    return sorted(drawn, key=lambda m: (m["sent"], m["key"])), hidden
+
+
+def _fault_windows(faults: list[dict]) -> list[tuple[float, float, int | None, str]]:
+    """(start_s, end_s, validator or None for the whole network, label) of every fault."""
+    windows = []
+    down: dict[int, float] = {}
+    for event in sorted(faults, key=lambda e: e["t_s"]):
+        if event["kind"] == "partition_start":
+            groups = " | ".join(",".join(str(i) for i in g) for g in event["groups"])
+            end = next((e["t_s"] for e in faults if e["kind"] == "partition_end" and e["groups"] == event["groups"]
+                        and e["t_s"] >= event["t_s"]), float("inf"))
+            windows.append((event["t_s"], end, None, f"partition {groups}"))
+        elif event["kind"] == "crash":
+            down.setdefault(event["validator"], event["t_s"])
+        elif event["kind"] == "recover" and event["validator"] in down:
+            windows.append((down.pop(event["validator"]), event["t_s"], event["validator"], "down"))
+    windows += [(at, float("inf"), v, "down") for v, at in sorted(down.items())]
+    return windows
 
 
 def _lane_x(validator: int) -> int:
     return LANE_X0 + validator * LANE_DX
 
 
-def draw_lamport(events: list[dict], count: int, *, is_halt: bool) -> tuple[Markup, list[int], int]:
-    """One height's diagram: a lane per validator, time flowing down, an arrow per message.
-    Returns (svg, rounds present, messages left out)."""
+def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
+                 faults: list[tuple[float, float, int | None, str]] = ()) -> tuple[Markup, list[int], int]:
+    """One height's diagram: a lane per validator, time flowing down, an arrow per message,
+    fault windows shaded. Returns (svg, rounds present, messages left out)."""
     messages, _ = _messages(events)
     times = [e["t_s"] for e in events]
     t0, t1 = min(times), max(times)
@@ -88,6 +112,17 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool) -> tuple[Mark
 
     parts = [f'<svg class="lamport" viewBox="0 0 {width} {DIAGRAM_TOP + DIAGRAM_H + 40}" '
              f'width="{width}" height="{DIAGRAM_TOP + DIAGRAM_H + 40}" role="img">']
+    for start, end, validator, label in faults:
+        if start <= t1 and end >= t0:
+            top, bottom = y(max(start, t0)), y(min(end, t1))
+            if validator is None:
+                parts.append(f'<rect class="fault" x="0" y="{top}" width="{width}" height="{max(bottom - top, 2)}"/>'
+                             f'<text class="fault-label" x="{width - 6}" y="{top + 13}">{escape(label)}</text>')
+            else:
+                x = _lane_x(validator)
+                parts.append(f'<rect class="fault down" x="{x - 26}" y="{top}" width="52" '
+                             f'height="{max(bottom - top, 2)}"/><text class="fault-label" x="{x + 24}" '
+                             f'y="{top + 13}">{escape(label)}</text>')
     rounds = sorted({e["round"] for e in events if e.get("round") is not None})
     starts: dict[int, float] = {}
     for event in events:
@@ -228,6 +263,8 @@ def build_diagrams(report: dict, events: list[dict]) -> list[dict]:
     halt = report["incident"]["halt_height"]
     first_bad = report["incident"]["first_bad_height"]
     groups = _group_by_height(events)
+    fault_events = [e for e in events if e["kind"] in ("partition_start", "partition_end", "crash", "recover")]
+    windows = _fault_windows(fault_events)
     order = []
     for (fork, height), group in groups.items():
         if any(e["kind"] in ("send", "propose", "vote") for e in group):
@@ -236,7 +273,9 @@ def build_diagrams(report: dict, events: list[dict]) -> list[dict]:
     for _, fork, height in sorted(order):
         group = groups[(fork, height)]
         is_halt = fork == 0 and height == halt
-        svg, rounds, left_out = draw_lamport(group, count, is_halt=is_halt)
+        svg, rounds, left_out = draw_lamport(group, count, is_halt=is_halt, faults=windows)
+        t0, t1 = group[0]["t_s"], max(e["t_s"] for e in group)
+        during = [f"At {e['t_s']:.1f} s {caption_for(e)}." for e in fault_events if t0 <= e["t_s"] <= t1]
         marks = []
         if fork == 0 and height == first_bad:
             marks.append("first block with the bad price")
@@ -244,7 +283,7 @@ def build_diagrams(report: dict, events: list[dict]) -> list[dict]:
             marks.append("halt height")
         diagrams.append({"id": f"h-{fork}-{height}", "fork": fork, "height": height, "svg": svg, "rounds": rounds,
                          "label": f"{_fork_label(fork)} · height {height}", "marks": marks,
-                         "is_halt": is_halt, "left_out": left_out, "summary": summarise_height(group),
+                         "is_halt": is_halt, "left_out": left_out, "summary": during + summarise_height(group),
                          "resent": _messages(group)[1]})
     return diagrams
 
