@@ -424,10 +424,10 @@ class Simulation:
         for message in messages:
             if isinstance(message, Proposal) and message.proposer == node.index:
                 self._observe("propose", message.height, validator=node.index, round=message.round,
-                              value=message.block_hash, pol_round=message.pol_round)
+                              value=message.block_hash, pol_round=message.pol_round, signature=message.signature)
             elif isinstance(message, Vote) and message.validator == node.index:
                 self._observe("vote", message.height, validator=node.index, step=message.step,
-                              round=message.round, value=message.block_hash,
+                              round=message.round, value=message.block_hash, signature=message.signature,
                               reason=None if message.block_hash is not None else _nil_reason(node.engine, message))
 
     def _fan_out(self, node: SimNode, action: Broadcast) -> list[tuple[int, Message, bytes | None]]:

@@ -167,6 +167,52 @@ def explain_command(term: tuple[str, ...]) -> None:
     click.echo(explain(" ".join(term)))
 
 
+@main.command("votes")
+@click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--height", type=click.IntRange(min=0), required=True, help="Height whose signed votes to list.")
+@click.option("--fork", type=click.IntRange(min=0), default=None, help="Only this fork id (default: every fork).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def votes_command(data_dir: str, height: int, fork: int | None, as_json: bool) -> None:
+    """Every signed proposal and vote recorded at --height of a run saved with --data-dir."""
+    from scenarios.saved_run import list_votes
+
+    votes = list_votes(data_dir, height=height, fork=fork)
+    if as_json:
+        click.echo(json.dumps(votes, indent=2, sort_keys=True))
+        return
+    for v in votes:
+        value = "nil" if v["value"] is None else v["value"]
+        why = f" ({v['reason']})" if v.get("reason") else ""
+        click.echo(f"{v['t_s']:>10.3f} s  fork {v['fork']}  round {v['round']}  validator {v['validator']}  "
+                   f"{v['step']:<9}  {value}{why}  sig {v['signature']}")
+
+
+@main.command("diff")
+@click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--from", "from_height", type=click.IntRange(min=1), required=True, help="First height.")
+@click.option("--to", "to_height", type=click.IntRange(min=1), required=True, help="Second height.")
+@click.option("--fork", type=click.IntRange(min=0), default=None,
+              help="Read both heights on this fork (default: the final chain).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def diff_command(data_dir: str, from_height: int, to_height: int, fork: int | None, as_json: bool) -> None:
+    """Accounts and storage slots that differ between two heights of a saved run."""
+    from scenarios.saved_run import diff_saved_run
+
+    diff = diff_saved_run(data_dir, from_height=from_height, to_height=to_height, fork=fork)
+    if as_json:
+        click.echo(json.dumps(diff, indent=2, sort_keys=True))
+        return
+    for side in ("from", "to"):
+        click.echo(f"{side}: height {diff[side]['height']} fork {diff[side]['fork']} root {diff[side]['state_root']}")
+    click.echo(f"{len(diff['accounts'])} accounts, {len(diff['slots'])} storage slots differ")
+    for a in diff["accounts"]:
+        click.echo(f"  account {a['address'] or a['key']}: balance {a['balance'][0]} -> {a['balance'][1]}, "
+                   f"nonce {a['nonce'][0]} -> {a['nonce'][1]}")
+    for s in diff["slots"]:
+        click.echo(f"  slot {s['address'] or '?'}[{s['slot'] if s['slot'] is not None else s['key']}]: "
+                   f"{s['value'][0]} -> {s['value'][1]}")
+
+
 def compute_first_sentence(text: str) -> str:
     """The first sentence of `text` on one line (all of it when it has no full stop)."""
     flat = " ".join(text.split())

@@ -33,8 +33,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "deliver": (("from", "to", "type", "round"), "a message reaches its receiver"),
     "drop": (("from", "to", "type", "round", "reason"),
              "a message is lost: `lost` on the link, `partition`, or `receiver_down`"),
-    "propose": (("validator", "round", "value", "pol_round"), "the round's proposer signs a block"),
-    "vote": (("validator", "step", "round", "value", "reason"),
+    "propose": (("validator", "round", "value", "pol_round", "signature"), "the round's proposer signs a block"),
+    "vote": (("validator", "step", "round", "value", "reason", "signature"),
              "a signed prevote/precommit; value null is nil and `reason` says why (else null)"),
     "timeout": (("validator", "step", "round"), "a step's timer fired before the step completed"),
     "lock": (("validator", "round", "value"), "a validator locks on a block after seeing 2/3 prevotes"),
@@ -153,3 +153,10 @@ def check_writable(option: str, path: str) -> None:
         raise ScenarioError(f"cannot write {path!r}: no directory {str(folder)!r}", field=option, value=path)
     if not os.access(folder, os.W_OK):
         raise ScenarioError(f"cannot write {path!r}: directory not writable", field=option, value=path)
+
+
+def get_signed(events: list[dict], height: int, fork: int | None = None) -> list[dict]:
+    """Every signed proposal and vote recorded at `height` (of `fork`, or of every fork),
+    in the order they were signed."""
+    return [e for e in events if e["kind"] in ("propose", "vote") and e["height"] == height
+            and (fork is None or e["fork"] == fork)]

@@ -4,35 +4,14 @@ needs: a diagram per height, the halt, the certificate and why a validator did n
 the checks in plain words. The page in a real browser is tested in test_html_browser.py."""
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from scenarios.events import read_events
 from scenarios.explain import CHECKS
 from scenarios.html import explain_signers, render_html
-from teaching_support import FAULTS
-from test_runner import write_small
-
-
-def l2sim(*args, cwd=None):
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    return subprocess.run([sys.executable, "-m", "scenarios.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def saved(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("html")
-    scenario = write_small(folder, "paradex-2026", extra=FAULTS)
-    result = l2sim("run", str(scenario), "--quiet", "--events", str(folder / "events.jsonl"),
-                   "--html", str(folder / "page.html"), "--data-dir", str(folder / "data"))
-    assert result.returncode == 0, result.stderr
-    return folder
+from teaching_support import l2sim
 
 
 def test_saved_run_gives_the_same_page_and_log(saved):

@@ -2,14 +2,11 @@
 with their reason, the halt's six hours said in words; with --step it waits for Enter on a
 terminal and never blocks when stdin is not one."""
 
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 from scenarios.narrate import Narrator
-from teaching_support import FAULTS
+from teaching_support import FAULTS, l2sim
 from test_runner import write_small
 
 
@@ -64,10 +61,7 @@ def test_liquidations_are_counted_per_height_and_the_pause_is_said():
 
 def test_narrated_run_tells_the_story_in_order(tmp_path):
     scenario = write_small(tmp_path, "paradex-2026", extra=FAULTS)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
-    result = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(scenario), "--narrate", "--step",
-                             "--quiet"], capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                            timeout=600)
+    result = l2sim("run", str(scenario), "--narrate", "--step", "--quiet", stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for needle in ("the network splits into", "crashes", "alarm goes off", "halts at height", "signs its view",
