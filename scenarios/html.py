@@ -28,11 +28,11 @@ MESSAGE_COLOURS = {"proposal": "#1f6feb", "prevote": "#2da44e", "precommit": "#8
                    "commit": "#bf8700", "commit_request": "#9a6700"}
 
 
-def _fork_label(fork: int) -> str:
+def _fork_label(fork: int, halted: bool) -> str:
     if fork >= PLAN_FORK_BASE:
         return f"plan vote for fork {fork - PLAN_FORK_BASE}"
     if fork == 0:
-        return "fork 0 (before the halt)"
+        return "fork 0 (before the halt)" if halted else "fork 0"
     return f"fork {fork} (after the restart)"
 
 
@@ -245,7 +245,12 @@ def summarise_height(events: list[dict]) -> list[str]:
         if e["kind"] in ("alarm", "halt", "timeout"):
             lines.append(caption_for(e) + ".")
     decides = [e for e in events if e["kind"] == "decide"]
-    if decides:
+    values = sorted({e["value"] for e in decides})
+    if len(values) > 1:  # only Byzantine power of a third or more can do this
+        split = "; ".join(f"validators {sorted({e['validator'] for e in decides if e['value'] == v})} decided "
+                          f"{shorten(v, 8)}" for v in values)
+        lines.append(f"Agreement broken: {split}.")
+    elif decides:
         rounds = sorted({e["round"] for e in decides})
         lines.append(f"Decided in round {rounds[0]} by validators {sorted({e['validator'] for e in decides})}.")
     else:
@@ -282,7 +287,7 @@ def build_diagrams(report: dict, events: list[dict]) -> list[dict]:
         if is_halt:
             marks.append("halt height")
         diagrams.append({"id": f"h-{fork}-{height}", "fork": fork, "height": height, "svg": svg, "rounds": rounds,
-                         "label": f"{_fork_label(fork)} · height {height}", "marks": marks,
+                         "label": f"{_fork_label(fork, halt is not None)} · height {height}", "marks": marks,
                          "is_halt": is_halt, "left_out": left_out, "summary": during + summarise_height(group),
                          "resent": _messages(group)[1]})
     return diagrams
@@ -421,7 +426,7 @@ def explain_signers(report: dict, events: list[dict]) -> list[dict]:
     for v in range(count):
         mine = [e for e in events if e["fork"] == plan_fork and e.get("validator") == v]
         if v in signers:
-            why = "signed the plan"
+            why = "signed the plan" + (f" (it is Byzantine: {byzantine[v]})" if v in byzantine else "")
         elif v in byzantine:
             why = f"Byzantine ({byzantine[v]})"
             rejected = [e for e in events if e["kind"] == "plan" and e["proposer"] == v and not e["accepted"]]
