@@ -154,3 +154,13 @@ def test_round_filter_hides_other_rounds(page, driver):
     Select(driver.find_element("id", "round-select")).select_by_value("1")
     assert all(not e.is_displayed() for e in view.find_elements("css selector", '[data-r="0"]'))
     assert any(e.is_displayed() for e in view.find_elements("css selector", '[data-r="1"]'))
+
+
+def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="chromium"):
+        find_browser()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception):
+        find_browser()
