@@ -89,7 +89,7 @@ def schema_command() -> None:
 @click.option("--events", "events_path", metavar="PATH", default=None, help="Write the event log here (JSON Lines).")
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--narrate", is_flag=True, help="Tell the story in the terminal as it happens.")
-@click.option("--step", is_flag=True, help="With --narrate: wait for Enter after each caption (on a terminal).")
+@click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
 def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool,
                 events_path: str | None, html_path: str | None, narrate: bool, step: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
@@ -105,6 +105,7 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
+    narrate = narrate or step  # --step is a way of narrating
     # Only the teaching options given are passed on (the runner's defaults stand for the rest).
     teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
                                                 ("narrate", narrate), ("step", step)) if value}

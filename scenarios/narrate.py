@@ -210,4 +210,7 @@ def make_narrator(*, to_stderr: bool, step: bool) -> Narrator:
         def wait() -> None:
             sys.stdin.readline()
 
-    return Narrator(lambda line: click.echo(line, err=to_stderr), wait)
+    narrator = Narrator(lambda line: click.echo(line, err=to_stderr), wait)
+    if wait is not None:
+        narrator.write("(press Enter after each caption to go on)")
+    return narrator
