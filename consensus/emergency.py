@@ -529,6 +529,11 @@ class EmergencyEngine:
     # --- the Tendermint engine's interface, forwarded -----------------------------------------
 
     @property
+    def tendermint(self) -> Engine:
+        """The plan vote's Tendermint engine (what the event loop may inspect)."""
+        return self.plan_engine
+
+    @property
     def height(self) -> int:
         return self.plan_engine.height
 

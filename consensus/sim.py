@@ -334,6 +334,9 @@ class Simulation:
     trace: Trace
     coalition: Coalition
     _check_stop: bool = False
+    # Sees plain data only (time_us, kind, fields); nothing in the run reads what it records.
+    observer: Callable[[int, str, dict], None] | None = None
+    _locks: dict[int, tuple[int, int]] = field(default_factory=dict)  # node -> (height, locked_round) last told
 
     # --- driving ------------------------------------------------------------------------
 
@@ -380,23 +383,31 @@ class Simulation:
         if isinstance(event, Deliver):
             node = self.nodes[event.receiver]
             if node.engine is None:
+                self._observe_message("drop", event.sender, event.receiver, event.message, reason="receiver_down")
                 return
             self.trace.deliveries += 1
             self.trace._note(time_us, "deliver", event.receiver, event.sender, _message_id(event.message))
+            self._observe_message("deliver", event.sender, event.receiver, event.message)
             self._apply(node, node.engine.on_message(event.message, event.payload))
         elif isinstance(event, Fire):
             node = self.nodes[event.node]
             if node.engine is None or node.incarnation != event.incarnation:
                 return
+            engine = node.engine.tendermint
+            if event.kind in ("propose", "prevote", "precommit") and (engine.height, engine.round) == (
+                    event.height, event.round) and engine.step == event.kind:
+                self._observe("timeout", event.height, validator=event.node, step=event.kind, round=event.round)
             self._apply(node, node.engine.on_timeout(event.kind, event.height, event.round))
         elif isinstance(event, CrashNow):
             node = self.nodes[event.node]
             self.trace._note(time_us, "crash", event.node)
+            self._observe("crash", None, validator=event.node)
             node.engine = None
             node.incarnation += 1
         else:
             assert isinstance(event, RestartNow), event
             self.trace._note(time_us, "restart", event.node)
+            self._observe("recover", None, validator=event.node)
             self._start(self.nodes[event.node])
 
     def _start(self, node: SimNode) -> None:
@@ -420,8 +431,11 @@ class Simulation:
         now_us = self.loop.now_us
         for action in actions:
             if isinstance(action, (Broadcast, SendTo)):
+                seen = len(self.trace.messages)
                 for receiver, message, payload in node.behaviour.transmit(self._get_transmission(node, action)):
                     self._send(node.index, receiver, message, payload)
+                if self.observer is not None and isinstance(action, Broadcast):
+                    self._observe_signed(node, self.trace.messages[seen:])
             elif isinstance(action, ScheduleTimeout):
                 self.loop.schedule_after_s(action.delay_s, Fire(node.index, node.incarnation, action.kind,
                                                                  action.height, action.round))
@@ -430,6 +444,12 @@ class Simulation:
             else:
                 assert isinstance(action, Refused), action
                 self.trace.refusals.append((now_us, node.index, action.message))
+        engine = node.engine.tendermint if node.engine is not None else None
+        if self.observer is not None and engine is not None and engine.locked_round >= 0 \
+                and self._locks.get(node.index) != (engine.height, engine.locked_round):
+            self._locks[node.index] = (engine.height, engine.locked_round)
+            self._observe("lock", engine.height, validator=node.index, round=engine.locked_round,
+                          value=engine.locked_hash)
 
     def _get_transmission(self, node: SimNode, action: Broadcast | SendTo) -> Transmission:
         if isinstance(action, Broadcast):
@@ -443,6 +463,8 @@ class Simulation:
         self.trace.decisions.append(DecisionRecord(self.loop.now_us, node.index, decide.height, decide.round,
                                                    decide.block_hash, decide.payload, decide.certificate))
         self.trace._note(self.loop.now_us, "decide", node.index, decide.height, decide.block_hash)
+        self._observe("decide", decide.height, validator=node.index, round=decide.round, value=decide.block_hash,
+                      signers=list(decide.certificate.signers()))
         node.committed_height = max(node.committed_height, decide.height)
         node.decided[decide.height] = decide
         for old in [h for h in node.decided if h <= node.committed_height - node.engine.certificate_window]:
@@ -455,8 +477,51 @@ class Simulation:
         if receiver == sender:
             return
         self.trace._note_message(message)
-        for arrival_us in self.network.plan_delivery_us(sender, receiver, self.loop.now_us):
+        arrivals = self.network.plan_delivery_us(sender, receiver, self.loop.now_us)
+        for arrival_us in arrivals:
             self.loop.schedule_at_us(arrival_us, Deliver(receiver, sender, message, payload))
+        if self.observer is not None:
+            self._observe_message("send", sender, receiver, message)
+            if not arrivals:
+                cut = self.network.is_partitioned(sender, receiver, self.loop.now_us)
+                self._observe_message("drop", sender, receiver, message, reason="partition" if cut else "lost")
+
+    # --- observing (plain data out; nothing here feeds back into the run) ------------------
+
+    def _observe(self, kind: str, height: int | None, **fields: object) -> None:
+        if self.observer is not None:
+            self.observer(self.loop.now_us, kind, {"fork": self.config.fork_id, "height": height, **fields})
+
+    def _observe_message(self, kind: str, sender: int, receiver: int, message: Message, **fields: object) -> None:
+        if self.observer is not None:
+            kind_of = {Proposal: "proposal", Commit: "commit", CommitRequest: "commit_request"}
+            kind_name = message.step if isinstance(message, Vote) else kind_of.get(type(message), type(message).__name__)
+            self._observe(kind, getattr(message, "height", None), **{"from": sender, "to": receiver, **fields},
+                          type=kind_name, round=getattr(message, "round", None))
+
+    def _observe_signed(self, node: SimNode, messages: list[Message]) -> None:
+        """propose/vote events for the messages `node` signed and sent for the first time."""
+        for message in messages:
+            if isinstance(message, Proposal) and message.proposer == node.index:
+                self._observe("propose", message.height, validator=node.index, round=message.round,
+                              value=message.block_hash, pol_round=message.pol_round, signature=message.signature)
+            elif isinstance(message, Vote) and message.validator == node.index:
+                self._observe("vote", message.height, validator=node.index, step=message.step,
+                              round=message.round, value=message.block_hash, signature=message.signature,
+                              reason=None if message.block_hash is not None
+                              else _nil_reason(node.engine.tendermint if node.engine else None, message))
+
+
+def _nil_reason(engine: Engine | None, vote: Vote) -> str:
+    """Why `engine` voted nil, as far as its own state tells (for the event log only)."""
+    if vote.step == "precommit":
+        return "no_polka"  # no 2/3 of the prevotes for one block in time
+    entry = engine._proposals.get(vote.round) if engine is not None else None
+    if entry is None:
+        return "no_proposal"  # the propose timeout fired first
+    if engine.locked_round != -1 and engine.locked_hash != entry[0].block_hash:
+        return "locked"  # locked on another block in an earlier round
+    return "invalid"  # the block does not re-execute to what it claims on this node's chain
 
 
 def _message_id(message: Message) -> bytes:
@@ -507,9 +572,11 @@ def get_node_behaviour(config: SimConfig, index: int, kit: NodeKit,
 
 
 def create_simulation(config: SimConfig, validator_set: ValidatorSet, make_node_kit: Callable[[int], NodeKit],
-                      get_behaviour: BehaviourLookup | None = None) -> Simulation:
+                      get_behaviour: BehaviourLookup | None = None,
+                      observer: Callable[[int, str, dict], None] | None = None) -> Simulation:
     """Build nodes, topology and the initial events of a run (nothing runs yet).
-    `get_behaviour` is the name -> behaviour lookup for kits that carry none."""
+    `get_behaviour` is the name -> behaviour lookup for kits that carry none; `observer`,
+    if given, is told every send, delivery, drop, vote, lock, timeout, decision and crash."""
     size = validator_set.size
     for index, _ in config.byzantine:
         if not 0 <= index < size:
@@ -525,7 +592,8 @@ def create_simulation(config: SimConfig, validator_set: ValidatorSet, make_node_
     half = (len(honest) + 1) // 2
     coalition = Coalition(members, honest[:half], honest[half:])
     loop = EventLoop(now_us=seconds_to_us(config.start_s))
-    sim = Simulation(config, validator_set, nodes, network, loop, Trace(config, validator_set, honest), coalition)
+    sim = Simulation(config, validator_set, nodes, network, loop, Trace(config, validator_set, honest), coalition,
+                     observer=observer)
     for crash in sorted(config.crashes, key=lambda c: (c.at_s, c.node)):
         loop.schedule_at_us(max(loop.now_us, seconds_to_us(crash.at_s)), CrashNow(crash.node))
         if crash.restart_s is not None:

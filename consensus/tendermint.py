@@ -236,6 +236,11 @@ class Engine:
     _requested: set[tuple[int, int]] = field(default_factory=set)
     certificate_window: int = 256  # how many decided heights are kept for catch-up
 
+    @property
+    def tendermint(self) -> "Engine":
+        """The Tendermint engine itself (a wrapper such as the emergency engine returns its inner one)."""
+        return self
+
     # --- events ---------------------------------------------------------------------------
 
     def on_start(self, height: int, resume: ResumePoint = ResumePoint(),

@@ -86,8 +86,18 @@ def schema_command() -> None:
     help="Save the chain here for `l2sim inspect`.",
 )
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
-def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool) -> None:
+@click.option("--events", "events_path", metavar="PATH", default=None, help="Write the event log here (JSON Lines).")
+@click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
+@click.option("--narrate", is_flag=True, help="Tell the story in the terminal as it happens.")
+@click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
+def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool,
+                events_path: str | None, html_path: str | None, narrate: bool, step: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
+    from scenarios.events import check_writable
+
+    for option, path in (("--events", events_path), ("--html", html_path)):
+        if path is not None:
+            check_writable(option, path)
     resolved = load_scenario(scenario)
     if seed is not None:
         resolved = resolved.model_copy(update={"seed": seed})
@@ -95,7 +105,12 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
-    is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce)
+    narrate = narrate or step  # --step is a way of narrating
+    # Only the teaching options given are passed on (the runner's defaults stand for the rest).
+    teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
+                                                ("narrate", narrate), ("step", step)) if value}
+    is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce,
+                         **teaching)
     click.get_current_context().exit(EXIT_OK if is_ok else EXIT_CHECK_FAILED)
 
 
@@ -114,6 +129,89 @@ def inspect_command(data_dir: str, height: int, account: str | None, as_json: bo
     else:
         for key, value in state.items():
             click.echo(f"{key}: {value}")
+
+
+@main.command("report")
+@click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
+@click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
+def report_command(data_dir: str, html_path: str | None, json_path: str | None) -> None:
+    """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
+    from scenarios.events import check_writable
+    from scenarios.html import load_saved_run, write_html
+
+    for option, path in (("--html", html_path), ("--json", None if json_path == "-" else json_path)):
+        if path is not None:
+            check_writable(option, path)
+    report, events = load_saved_run(data_dir)
+    if html_path is not None:
+        write_html(report, events, html_path)
+    if json_path == "-":
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    elif json_path is not None:
+        with open(json_path, "w", encoding="utf-8") as out:
+            out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if html_path is None and json_path is None:
+        from rich.console import Console
+
+        from scenarios.report import render_summary
+
+        render_summary(report, Console())
+
+
+@main.command("explain")
+@click.argument("term", nargs=-1, required=True)
+def explain_command(term: tuple[str, ...]) -> None:
+    """Explain TERM: a check of the report or a word the output uses (quorum, fork id, ...)."""
+    from scenarios.explain import explain
+
+    click.echo(explain(" ".join(term)))
+
+
+@main.command("votes")
+@click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--height", type=click.IntRange(min=0), required=True, help="Height whose signed votes to list.")
+@click.option("--fork", type=click.IntRange(min=0), default=None, help="Only this fork id (default: every fork).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def votes_command(data_dir: str, height: int, fork: int | None, as_json: bool) -> None:
+    """Every signed proposal and vote recorded at --height of a run saved with --data-dir."""
+    from scenarios.saved_run import list_votes
+
+    votes = list_votes(data_dir, height=height, fork=fork)
+    if as_json:
+        click.echo(json.dumps(votes, indent=2, sort_keys=True))
+        return
+    for v in votes:
+        value = "nil" if v["value"] is None else v["value"]
+        why = f" ({v['reason']})" if v.get("reason") else ""
+        click.echo(f"{v['t_s']:>10.3f} s  fork {v['fork']}  round {v['round']}  validator {v['validator']}  "
+                   f"{v['step']:<9}  {value}{why}  sig {v['signature']}")
+
+
+@main.command("diff")
+@click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--from", "from_height", type=click.IntRange(min=1), required=True, help="First height.")
+@click.option("--to", "to_height", type=click.IntRange(min=1), required=True, help="Second height.")
+@click.option("--fork", type=click.IntRange(min=0), default=None,
+              help="Read both heights on this fork (default: the final chain).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def diff_command(data_dir: str, from_height: int, to_height: int, fork: int | None, as_json: bool) -> None:
+    """Accounts and storage slots that differ between two heights of a saved run."""
+    from scenarios.saved_run import diff_saved_run
+
+    diff = diff_saved_run(data_dir, from_height=from_height, to_height=to_height, fork=fork)
+    if as_json:
+        click.echo(json.dumps(diff, indent=2, sort_keys=True))
+        return
+    for side in ("from", "to"):
+        click.echo(f"{side}: height {diff[side]['height']} fork {diff[side]['fork']} root {diff[side]['state_root']}")
+    click.echo(f"{len(diff['accounts'])} accounts, {len(diff['slots'])} storage slots differ")
+    for a in diff["accounts"]:
+        click.echo(f"  account {a['address'] or a['key']}: balance {a['balance'][0]} -> {a['balance'][1]}, "
+                   f"nonce {a['nonce'][0]} -> {a['nonce'][1]}")
+    for s in diff["slots"]:
+        click.echo(f"  slot {s['address'] or '?'}[{s['slot'] if s['slot'] is not None else s['key']}]: "
+                   f"{s['value'][0]} -> {s['value'][1]}")
 
 
 def compute_first_sentence(text: str) -> str:

@@ -412,12 +412,20 @@ def render_summary(report: dict, console) -> None:
 
 
 def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None, quiet: bool,
-                 reproduce: str) -> bool:
+                 reproduce: str, events_path: str | None = None, html_path: str | None = None,
+                 narrate: bool = False, step: bool = False) -> bool:
     """Run `scenario`, write the report, print the summary; True when every check held."""
     from rich.console import Console
 
+    from scenarios.events import EventLog
+    from scenarios.narrate import make_narrator
+
     console = Console(stderr=json_path == "-")
-    interactive = console.is_terminal and not quiet
+    interactive = console.is_terminal and not quiet and not narrate
+    log = EventLog() if events_path or html_path or data_dir or narrate else None
+    narrator = make_narrator(to_stderr=json_path == "-", step=step) if narrate else None
+    if narrator is not None:
+        log.listener = narrator.on_event
     if not quiet:
         console.print(f"seed {scenario.seed}")
     progress_bar = None
@@ -435,10 +443,12 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
 
         progress_bar.start()
     try:
-        run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=data_dir, progress=on_progress)
+        run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=data_dir, progress=on_progress, events=log)
     finally:
         if progress_bar is not None:
             progress_bar.stop()
+    if narrator is not None:
+        narrator.finish()
     report = build_report(run, virtual_s, wall_s)
     if data_dir is not None:
         Path(data_dir, "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
@@ -450,6 +460,10 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
     elif json_path is not None:
         Path(json_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if log is not None:
+        from scenarios.html import save_run_files
+
+        save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=data_dir)
     if not quiet:
         render_summary(report, console)
     if not ok:

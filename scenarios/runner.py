@@ -61,7 +61,8 @@ from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
 from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
-from scenarios.schema import Scenario
+from scenarios.events import EventLog
+from scenarios.schema import MARKETS, Scenario
 from validators.behaviours import Honest, get_behaviour
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
 from validators.keys import ValidatorKey, derive_validator_keys
@@ -127,6 +128,18 @@ class Recorder:
     progress: Callable[[str, int, float], None] | None = None
     first_bad_height: int | None = None
     detected_height: int | None = None
+    events: EventLog | None = None  # recorded for `--events`/`--html`; never read by the run
+    _alarmed: set[int] = field(default_factory=set)
+    _halted: set[int] = field(default_factory=set)
+
+    def emit(self, kind: str, t_s: float, fork: int, height: int | None, **fields: object) -> None:
+        """One event of the log, when a log is kept."""
+        if self.events is not None:
+            self.events.emit(kind, t_s=t_s, fork=fork, height=height, **fields)
+
+    def get_observer(self):
+        """The consensus simulation's observer hook, or None when nothing is recorded."""
+        return self.events.make_observer() if self.events is not None else None
 
     def note(self, what: str, time_s: float, height: int | None = None, detail: str = "") -> None:
         self.timeline.append({"event": what, "time_s": round(time_s, 3), "height": height, "detail": detail})
@@ -276,24 +289,53 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         events = world.observe(block, result)
         rec.prices[(fork, height)] = dict(world.index.prices)
         rec.liquidations += [(fork, height, e.account) for e in events if isinstance(e, Liquidated)]
+        _emit_commit(setup, rec, block, result, events, now_s)
         if rec.progress:
             rec.progress(phase, height, now_s)
     alarm = node.view.alarm
-    if alarm is not None and alarm.first_bad_height and rec.first_bad_height is None:
-        rec.first_bad_height = alarm.first_bad_height
-        rec.note("glitch on chain", now_s, alarm.first_bad_height,
-                 f"validator {node.index}: oracle price deviates from its feed")
-    if alarm is not None and alarm.halt_height is not None and rec.detected_height is None:
-        rec.detected_height = alarm.halt_height
+    if alarm is None or fork != node.view.alarm_fork_id:
+        return
+    if alarm.first_bad_height and node.index not in rec._alarmed:
+        rec._alarmed.add(node.index)
+        rec.emit("alarm", now_s, fork, alarm.first_bad_height, validator=node.index,
+                 reason="oracle price deviates from its own feed")
+        if rec.first_bad_height is None:
+            rec.first_bad_height = alarm.first_bad_height
+            rec.note("glitch on chain", now_s, alarm.first_bad_height,
+                     f"validator {node.index}: oracle price deviates from its feed")
+    if alarm.halt_height is not None and node.index not in rec._halted:
+        rec._halted.add(node.index)
         reason = "deviation alarm" if alarm.first_bad_height else "operator halt"
-        rec.note("halt", now_s, alarm.halt_height, f"validator {node.index}: {reason}")
+        rec.emit("halt", now_s, fork, alarm.halt_height, validator=node.index, reason=reason)
+        if rec.detected_height is None:
+            rec.detected_height = alarm.halt_height
+            rec.note("halt", now_s, alarm.halt_height, f"validator {node.index}: {reason}")
 
 
-def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_box: list, phase: str):
+def _emit_commit(setup: RunSetup, rec: Recorder, block: Block, result: ExecutionResult, events: tuple,
+                 now_s: float) -> None:
+    if rec.events is None:
+        return
+    fork, height = block.header.fork_id, block.height
+    proposer = next((n.index for n in setup.nodes if n.key.address == block.header.proposer), None)
+    rec.emit("commit", now_s, fork, height, block_hash=block.hash, state_root=result.state_root,
+             proposer=proposer, txs=len(block.transactions))
+    reference = setup.world.reference_prices(height)
+    onchain = rec.prices[(fork, height)]
+    for market in sorted(reference):
+        rec.emit("price", now_s, fork, height, market=MARKETS[market], onchain=onchain.get(market, 0),
+                 reference=reference[market])
+    for e in events:
+        if isinstance(e, Liquidated):
+            rec.emit("liquidation", now_s, fork, height, account=e.account, market=MARKETS[e.market], price=e.price)
+
+
+def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_box: list, phase: str,
+                    start_s: float):
     decode = make_block_decoder(setup.decoded)
 
     def now_s() -> float:
-        return sim_box[0].now_s if sim_box else 0.0
+        return sim_box[0].now_s if sim_box else start_s
 
     def make_kit(index: int):
         node = setup.nodes[index]
@@ -318,7 +360,8 @@ def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
                          timeouts=TimeoutConfig(commit_s=setup.scenario.chain.block_time_s), label="chain")
     box: list[Simulation] = []
     sim = create_simulation(config, setup.validator_set,
-                            _make_chain_kit(setup, rec, WorldMempool(setup.world, 0), box, "chain"))
+                            _make_chain_kit(setup, rec, WorldMempool(setup.world, 0), box, "chain", 0.0),
+                            observer=rec.get_observer())
     box.append(sim)
 
     def is_done() -> bool:
@@ -439,9 +482,18 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
                               f"0x{plan.expected_root.hex()}")
 
 
-def _view_signer(node: Node, behaviour: Honest):
-    """How `node` signs its own view: honestly, or as its behaviour lies."""
-    return lambda view: behaviour.make_view(sign_view(node.key.private_key, view), node.key)
+def _view_signer(node: Node, behaviour: Honest, rec: Recorder, now_s: Callable[[], float]):
+    """How `node` signs its own view: honestly, or as its behaviour lies (and the log's entry)."""
+
+    def sign(view: HaltView) -> HaltView | None:
+        signed = behaviour.make_view(sign_view(node.key.private_key, view), node.key)
+        if signed is not None:
+            rec.emit("view", now_s(), signed.fork_id, signed.last_height, validator=node.index,
+                     halt_height=signed.last_height,
+                     first_bad_height=signed.first_bad_height if signed.first_bad_height else None)
+        return signed
+
+    return sign
 
 
 def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> EmergencyPhase:
@@ -459,12 +511,25 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
 
     def on_certificate(index: int, plan: RestorePlan, certificate: CommitCertificate) -> None:
         node = setup.nodes[index]
+        now_s = box[0].now_s
+        first = not certified
         certified[index] = plan
         apply_certified_plan(setup, node, plan, certificate)
-        if not any(e["event"] == "rollback certificate" for e in rec.timeline):
-            rec.note("rollback certificate", box[0].now_s, plan.target_height,
+        if first:
+            rec.note("rollback certificate", now_s, plan.target_height,
                      f"plan 0x{plan.hash.hex()[:16]} decided by validator {index}, "
                      f"{len(certificate.votes)} signatures")
+            proposer = next((m.proposer for m in box[0].trace.messages
+                             if isinstance(m, Proposal) and m.block_hash == plan.hash), None)
+            rec.emit("plan", now_s, old_fork, plan.target_height, proposer=proposer, plan_hash=plan.hash,
+                     target_height=plan.target_height, accepted=True, reason=None, mode=plan.mode,
+                     snapshot_root=plan.snapshot_root, expected_root=plan.expected_root)
+            rec.emit("certificate", now_s, old_fork, plan.target_height, plan_hash=plan.hash,
+                     signers=list(certificate.signers()), power=setup.validator_set.get_power(certificate.signers()),
+                     quorum=setup.validator_set.quorum)
+        view = node.view
+        rec.emit("restore", now_s, old_fork, view.history.height, validator=index, state_root=view.restored_root,
+                 ok=view.restore_error is None and view.restored_root is not None, error=view.restore_error)
 
     def make_kit(index: int):
         node = setup.nodes[index]
@@ -482,12 +547,12 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
 
         def wrap(engine, i=index, node_chain=chain):
             engines[i] = EmergencyEngine(i, setup.validator_set, old_fork, node_chain, engine,
-                                         _view_signer(node, behaviour))
+                                         _view_signer(node, behaviour, rec, lambda: box[0].now_s if box else start_s))
             return engines[i]
 
         return replace(kit, wrap_engine=wrap)
 
-    sim = create_simulation(config, setup.validator_set, make_kit)
+    sim = create_simulation(config, setup.validator_set, make_kit, observer=rec.get_observer())
     box.append(sim)
     faults_end_s = max(start_s, config.get_faults_end_s())
 
@@ -500,7 +565,7 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
     sim.run_until(until_s=faults_end_s + PLAN_MAX_WAIT_S, stop=is_done, max_events=MAX_EVENTS_PER_PHASE)
     plan = certificate = None
     if certified:
-        first = min(certified)
+        first = next(iter(certified))  # the first certificate formed, as the log tells it
         plan, certificate = certified[first], setup.nodes[first].view.plan_certificate
     proposers = {m.block_hash: m.proposer for m in sim.trace.messages if isinstance(m, Proposal)}
     rejected: dict[bytes, dict] = {}
@@ -514,6 +579,8 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
     for plan_hash, entry in sorted(rejected.items(), key=lambda item: (str(item[1]["proposer"]), item[0])):
         rec.note("plan rejected", start_s, None,
                  f"proposer {entry['proposer']}: {entry['reason']} (by {sorted(entry['rejected_by'])})")
+        rec.emit("plan", sim.now_s, old_fork, None, proposer=entry["proposer"], plan_hash=plan_hash,
+                 target_height=None, accepted=False, reason=entry["reason"], rejected_by=sorted(entry["rejected_by"]))
     conflicts: dict[tuple[int, int], ViewConflict] = {}
     for i in sorted(engines):
         for conflict in engines[i].conflicts:
@@ -564,9 +631,14 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
     config = _sim_config(setup, fork_id=fork_id, start_height=start_height, start_s=start_s,
                          timeouts=TimeoutConfig(commit_s=scenario.chain.block_time_s), label="restart")
     box: list[Simulation] = []
-    sim = create_simulation(config, setup.validator_set, _make_chain_kit(setup, rec, mempool, box, "restart"))
+    sim = create_simulation(config, setup.validator_set, _make_chain_kit(setup, rec, mempool, box, "restart", start_s),
+                            observer=rec.get_observer())
     box.append(sim)
     rec.note("restart", start_s, start_height, f"fork {fork_id}")
+    rec.emit("restart", start_s, fork_id, start_height, new_fork=fork_id)
+    for entry in sorted(recovery.compensation, key=lambda e: (-e.amount, e.account)):
+        rec.emit("compensation", start_s, fork_id, start_height, account=entry.account, amount=entry.amount,
+                 reason=entry.reason)
     restored = [n for n in setup.nodes if n.view.restored_root is not None and n.view.restore_error is None]
 
     def is_done() -> bool:
@@ -805,7 +877,8 @@ def replay_rejections(run: Run) -> tuple[int, int]:
 
 
 def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True,
-                      progress: Callable[[str, int, float], None] | None = None) -> tuple[Run, float, float]:
+                      progress: Callable[[str, int, float], None] | None = None,
+                      events: EventLog | None = None) -> tuple[Run, float, float]:
     """Prepare and execute a run; returns (run, virtual seconds, wall seconds).
 
     `memo=False` turns off both memos (execution across validators, signature checks):
@@ -816,7 +889,12 @@ def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: 
     set_signature_memo(memo)  # execution and signature memos go together: both must be invisible
     try:
         setup = prepare_run(scenario, data_dir=data_dir, memo=memo)
-        run = execute_run(setup, Recorder(progress=progress))
+        rec = Recorder(progress=progress, events=events)
+        for p in scenario.network.partitions:
+            groups = [list(g) for g in p.groups]
+            rec.emit("partition_start", p.start_s, 0, None, groups=groups)
+            rec.emit("partition_end", p.end_s, 0, None, groups=groups)
+        run = execute_run(setup, rec)
     finally:
         set_signature_memo(memo_was)
     return run, run.virtual_s, time.perf_counter() - started

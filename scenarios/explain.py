@@ -1,0 +1,169 @@
+"""Plain-language explanations of every check and every term the output uses.
+
+`l2sim explain TERM` prints one of these; the HTML report shows them next to the checks
+and in its glossary. A check that has no explanation here is a test failure (see
+tests/scenarios/test_explain.py), so a new check cannot reach a teacher unexplained.
+"""
+
+from __future__ import annotations
+
+from scenarios.errors import ScenarioError
+
+# check name -> (what it guarantees, what it would mean if it failed)
+CHECKS: dict[str, str] = {
+    "agreement": (
+        "No two honest validators ever decided different blocks at the same height, in any phase. "
+        "This is safety: if it fails, the chain has split and there is no single history to restore."),
+    "forensics": (
+        "When something went wrong, the validators convicted are ones that really were Byzantine, and "
+        "each is convicted by two messages it signed that contradict each other. No honest validator "
+        "is ever blamed."),
+    "no_double_sign": (
+        "No honest validator signed two different values for the same slot (fork, height, round, step), "
+        "even across a crash and a restart: its vote journal refuses the second signature."),
+    "validity": (
+        "Every block of the final chain re-executes, from its parent's state, to exactly the state root "
+        "it claims. Nobody has to trust a validator's word for the state."),
+    "liveness": (
+        "The chain kept producing blocks: after the restart the new fork reached the number of heights "
+        "the scenario asks for (or, with no incident, the old fork did)."),
+    "halt": (
+        "Once the alarm went off, nothing was committed past the halt height: the chain stopped instead "
+        "of building more blocks on a bad price."),
+    "certificate": (
+        "The rollback certificate checks out from the report alone: the plan's hash, the signatures on "
+        "it, and that they carry more than two thirds of the voting power (the quorum)."),
+    "restored_roots": (
+        "Every honest validator applied the certified plan to its own copy of the chain and arrived at "
+        "exactly the state root the certificate promised, before voting on anything new."),
+    "full_rollback_snapshot": (
+        "For a full rollback, the restored state is the state committed at the target height, with "
+        "no account different: the rollback really went back to the snapshot."),
+    "byzantine_plan_rejected": (
+        "A validator that proposed a wrong restore plan (a false root or target) was outvoted: no honest "
+        "validator voted for its plan and the certified plan is the honest one."),
+    "replay_protection": (
+        "Transactions signed on the old fork inside the discarded window cannot be replayed on the new "
+        "fork: each names its fork id, and the new fork rejects every one of them."),
+    "exchange_conservation": (
+        "The exchange's books balance after the restore: the contract's balance equals all collateral "
+        "plus the insurance vault plus the fees it accrued. No money appeared or vanished."),
+    "l1_l2_conservation": (
+        "No tokens were minted or burnt: the L2's total supply is the genesis supply, and withdrawals "
+        "that were already final on L1 (which a rollback cannot undo) are settled into the bridge."),
+    "compensation_paid": (
+        "The refunds computed by the plan were paid, to the wei, in the first block after the restart."),
+}
+
+TERMS: dict[str, str] = {
+    "validator": (
+        "One of the machines that run the chain. Each holds a signing key, its own copy of the chain "
+        "and a journal of what it signed. Named by its index, 0, 1, 2, ..."),
+    "power": (
+        "How much a validator's vote weighs. Every decision counts power, not heads; with four "
+        "validators of power 1 the total is 4."),
+    "quorum": (
+        "More than two thirds of the total power (2f+1 when f is the most power that may be Byzantine). "
+        "Two quorums always share an honest validator, so two conflicting decisions cannot both get one."),
+    "height": "The number of a block in the chain: block 1 follows genesis (height 0).",
+    "round": (
+        "One attempt to decide a height. If a round fails (no proposal in time, or not enough votes), "
+        "the validators move to the next round with the next proposer."),
+    "proposal": "The block the round's proposer offers for a height, signed by it.",
+    "prevote": (
+        "A validator's first vote in a round: for the proposed block if it re-executed the block and got "
+        "the same state root, or nil (against) if not, or if the proposal did not arrive in time."),
+    "precommit": (
+        "The second vote: sent for a block once the validator saw a quorum of prevotes for it (a polka), "
+        "else nil. A quorum of precommits for one block decides it."),
+    "nil": "A vote for no block: 'not this one, not in this round'.",
+    "polka": "A quorum of prevotes for the same block in one round.",
+    "lock": (
+        "After seeing a polka, a validator locks on that block: in later rounds it prevotes only that "
+        "block unless it sees a newer polka. Locks are why two rounds cannot decide two blocks."),
+    "timeout": (
+        "A step's timer ran out: no proposal, or no quorum of votes, arrived in time. The validator "
+        "votes nil or moves to the next round."),
+    "decide": "A validator saw a quorum of precommits for a block: the block is final at that height.",
+    "commit certificate": "The quorum of signed precommits that proves a block was decided.",
+    "state root": (
+        "A 32-byte hash of the whole state (every balance, every contract's storage) after a block. "
+        "Two validators with the same state root hold the same state."),
+    "oracle": (
+        "The contract that posts market prices on chain. In the incident it posted BTC at 0 while the "
+        "world traded it near 95,000 dollars."),
+    "reference price": "The true price each validator reads from its own outside feed to check the oracle.",
+    "alarm": (
+        "A validator's own check: the oracle's price deviates from its reference feed by more than the "
+        "scenario's threshold. Held for a few blocks, the alarm halts it."),
+    "halt": (
+        "The validators stop committing blocks past one height. Time goes on (six hours in paradex-2026) "
+        "while heights stand still."),
+    "liquidation": (
+        "A keeper closes an account's leveraged position because its collateral no longer covers it "
+        "at the oracle's price. On a price of 0 every long is liquidated."),
+    "view": (
+        "A validator's signed account of the chain at the halt: its last height, the first height it "
+        "thinks bad, and its state roots over a window. Views are the evidence a plan is built from."),
+    "plan": (
+        "The restore plan: which height to go back to (the target), the snapshot's state root, the mode, "
+        "the refunds and the state root expected after the restore. It is proposed and voted like a block."),
+    "certificate": (
+        "The rollback certificate: signed votes for one plan by more than two thirds of the power. "
+        "A validator applies a plan only with it, and anyone can check it from the report."),
+    "rollback": "Going back to the state at the target height: blocks after it are discarded.",
+    "target height": "The last good height: the plan restores the state committed there.",
+    "fork id": (
+        "A number in every block header, vote and transaction naming the version of the chain. The restart "
+        "uses a new fork id, so nothing signed for the discarded blocks is valid on the new chain."),
+    "replay protection": (
+        "Why old transactions cannot be sent again after a rollback: each signs its fork id, and the new "
+        "fork refuses those signed for the old one."),
+    "reconciliation": (
+        "What a rollback cannot undo: withdrawals already final on L1 inside the discarded window. They "
+        "are kept as debts and settled into the bridge rather than paid twice."),
+    "compensation": "Refunds from the liquidator vault to the accounts hurt by what cannot be undone.",
+    "digest": (
+        "A hash of the whole report (without wall-clock time). Same scenario and seed, same digest, "
+        "on any machine: the run is reproducible."),
+    "seed": "The one number every random choice of the run comes from. Rerun with it to see the same run.",
+    "partition": "A window of time in which the network is split into groups that cannot reach each other.",
+    "crash": "A validator stops; it keeps its chain and vote journal and may restart later.",
+    "byzantine": (
+        "A validator that breaks the protocol on purpose: it may equivocate, withhold votes, forget its "
+        "lock, or propose wrong roots. The protocol tolerates less than a third of the power doing so."),
+    "equivocate": "Sign two different values for the same slot: the evidence that convicts a validator.",
+    "lamport diagram": (
+        "The picture in the report: a lane per validator, time flowing down, an arrow for each message "
+        "from the moment it is sent to the moment it arrives."),
+}
+
+
+class UnknownTermError(ScenarioError):
+    """Raised when `l2sim explain` is asked about a term it does not know."""
+
+
+def normalise(term: str) -> str:
+    """`term` as a key: lower case, '-' and '_' as spaces."""
+    return " ".join(term.lower().replace("_", " ").replace("-", " ").split())
+
+
+def get_known_terms() -> list[str]:
+    """Every term and check `explain` knows, sorted."""
+    return sorted(set(TERMS) | set(CHECKS))
+
+
+def explain(term: str) -> str:
+    """The explanation of a term or a check (both, where a name is both); UnknownTermError
+    lists the known ones."""
+    key = normalise(term)
+    found = [f"{name} (check): {text}" for name, text in CHECKS.items() if normalise(name) == key]
+    found += [f"{name} (term): {text}" for name, text in TERMS.items() if normalise(name) == key]
+    if found:
+        return "\n".join(found)  # `halt` and `certificate` are both a term and a check
+    raise UnknownTermError(f"unknown term {term!r}; known: {', '.join(get_known_terms())}", field="TERM", value=term)
+
+
+def explain_check(name: str) -> str:
+    """What check `name` guarantees, in plain words ('' when it has no explanation)."""
+    return CHECKS.get(name, "")

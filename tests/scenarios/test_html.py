@@ -1,0 +1,74 @@
+"""The offline HTML report: written by `run --html` and by `report DIR --html` with the same
+bytes, self-contained (nothing fetched), light enough to mail, and saying what a teacher
+needs: a diagram per height, the halt, the certificate and why a validator did not sign,
+the checks in plain words. The page in a real browser is tested in test_html_browser.py."""
+
+import json
+import re
+
+import pytest
+
+from scenarios.events import read_events
+from scenarios.explain import CHECKS
+from scenarios.html import explain_signers, render_html
+from teaching_support import l2sim
+
+
+def test_saved_run_gives_the_same_page_and_log(saved):
+    assert (saved / "data" / "events.jsonl").read_bytes() == (saved / "events.jsonl").read_bytes()
+    result = l2sim("report", str(saved / "data"), "--html", str(saved / "again.html"), "--json", str(saved / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert (saved / "again.html").read_bytes() == (saved / "page.html").read_bytes()
+    assert json.loads((saved / "r.json").read_text()) == json.loads((saved / "data" / "report.json").read_text())
+
+
+def test_page_is_self_contained_and_light(saved):
+    page = (saved / "page.html").read_text()
+    assert not re.search(r"<script[^>]+src=|<link\b|@import|@font-face", page)
+    assert not re.search(r"https?://", page), "nothing may be fetched from the network"
+    assert set(re.findall(r"url\(([^)]*)\)", page)) <= {"#arrow"}
+    assert len(page.encode()) < 2_000_000
+
+
+def test_page_shows_every_height_the_halt_and_the_checks(saved):
+    page = (saved / "page.html").read_text()
+    report = json.loads((saved / "data" / "report.json").read_text())
+    halt = report["incident"]["halt_height"]
+    for height in range(1, halt + 1):
+        assert f'id="h-0-{height}"' in page, height
+    assert re.search(rf'id="h-0-{halt}"[^>]*data-halt="yes"', page)
+    assert page.count('data-halt="yes"') == 1
+    for name in report["checks"]:
+        assert f'<td class="mono">{name}</td>' in page
+        assert CHECKS[name].replace("'", "&#39;")[:40] in page, "each check is explained in plain words"
+    roots = re.findall(r"state root (0x[0-9a-f]{64})</title>", page)
+    assert report["restore"]["snapshot_state_root"] in roots and report["chain"]["final_state_root"] in roots
+
+
+def test_same_inputs_same_bytes(saved):
+    report = json.loads((saved / "data" / "report.json").read_text())
+    events = read_events(saved / "events.jsonl")
+    assert render_html(report, events) == render_html(report, events)
+    assert render_html(report, events) == (saved / "page.html").read_text()
+
+
+def test_a_missing_signer_is_explained(saved):
+    report = json.loads((saved / "data" / "report.json").read_text())
+    events = read_events(saved / "events.jsonl")
+    rows = explain_signers(report, events)
+    assert [r["validator"] for r in rows if r["signed"]] == report["restore"]["certificate"]["signers"]
+    # Plant: a signer dropped from the certificate must get a reason, not a blank.
+    dropped = report["restore"]["certificate"]["signers"].pop(0)
+    row = explain_signers(report, events)[dropped]
+    assert not row["signed"] and "precommitted the plan too" in row["why"]
+    report["validators"]["byzantine"] = [{"index": dropped, "behaviour": "withhold"}]
+    assert explain_signers(report, events)[dropped]["why"].startswith("Byzantine (withhold)")
+
+
+def test_unwritable_outputs_are_refused_before_the_run(tmp_path):
+    for option in ("--html", "--events"):
+        result = l2sim("run", "paradex-2026", option, str(tmp_path / "missing" / "out"))
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and option in result.stderr and "Traceback" not in result.stderr
+    result = l2sim("report", str(tmp_path))
+    assert result.returncode == 2 and "no saved report" in result.stderr

@@ -1,0 +1,72 @@
+"""The narrated run: a caption per event that matters, in the order things happen, nil votes
+with their reason, the halt's six hours said in words; with --step it waits for Enter on a
+terminal and never blocks when stdin is not one."""
+
+import re
+import subprocess
+
+from scenarios.narrate import Narrator
+from teaching_support import FAULTS, l2sim
+from test_runner import write_small
+
+
+def vote(t_s, validator, value, reason, *, height=5, fork=0, step="prevote", round=0):
+    return {"kind": "vote", "t_s": t_s, "fork": fork, "height": height, "validator": validator, "step": step,
+            "round": round, "value": value, "reason": reason}
+
+
+def narrate(events):
+    lines, waits = [], []
+    narrator = Narrator(lines.append, lambda: waits.append(len(lines)))
+    for event in events:
+        narrator.on_event(event)
+    narrator.finish()
+    return lines, waits
+
+
+def test_nil_votes_say_why_and_routine_votes_are_silent():
+    lines, waits = narrate([vote(1.0, 1, "0xab", None), vote(1.1, 2, None, "invalid"),
+                            vote(1.2, 3, None, "no_proposal", round=1)])
+    assert len(lines) == 2 and waits == [1, 2], "one caption, one pause, per event that matters"
+    assert "validator 2 prevotes nil in round 0: the block does not re-execute to the state root" in lines[0]
+    assert "validator 3 prevotes nil in round 1: no proposal arrived" in lines[1]
+
+
+def test_a_halted_validator_says_it_has_halted():
+    halt = {"kind": "halt", "t_s": 2.0, "fork": 0, "height": 5, "validator": 2, "reason": "deviation alarm"}
+    lines, _ = narrate([halt, vote(2.5, 2, None, "invalid", height=6)])
+    assert lines[0].endswith("validator 2 halts at height 5 (deviation alarm)")
+    assert "it has halted" in lines[1]
+
+
+def test_partitions_known_in_advance_are_told_when_they_happen():
+    start = {"kind": "partition_start", "t_s": 4.0, "fork": 0, "height": None, "groups": [[0, 1], [2, 3]]}
+    end = {"kind": "partition_end", "t_s": 7.0, "fork": 0, "height": None, "groups": [[0, 1], [2, 3]]}
+    lines, _ = narrate([start, end, vote(3.0, 1, None, "no_polka", step="precommit"),
+                        vote(5.0, 1, None, "no_proposal"), vote(9.0, 1, None, "no_proposal")])
+    told = [re.search(r"\[\s*([\d.]+) s", line).group(1) for line in lines]
+    assert told == ["3.0", "4.0", "5.0", "7.0", "9.0"]
+    assert "splits into 0,1 | 2,3" in lines[1] and "heals" in lines[3]
+
+
+def test_liquidations_are_counted_per_height_and_the_pause_is_said():
+    liquidations = [{"kind": "liquidation", "t_s": 10.0, "fork": 0, "height": 46, "account": f"0x{i:040x}",
+                     "market": market, "price": 0} for i, market in enumerate(["BTC-USD"] * 3 + ["ETH-USD"])]
+    view = {"kind": "view", "t_s": 21610.0, "fork": 0, "height": 48, "validator": 0, "halt_height": 48,
+            "first_bad_height": 45}
+    lines, _ = narrate([*liquidations, view])
+    assert lines[0].endswith("4 positions liquidated at height 46 (3 on BTC-USD, 1 on ETH-USD)")
+    assert lines[1].startswith("... 21,600 virtual seconds pass with the chain halted")
+
+
+def test_narrated_run_tells_the_story_in_order(tmp_path):
+    scenario = write_small(tmp_path, "paradex-2026", extra=FAULTS)
+    result = l2sim("run", str(scenario), "--narrate", "--step", "--quiet", stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for needle in ("the network splits into", "crashes", "alarm goes off", "halts at height", "signs its view",
+                   "proposes restore plan", "rollback certificate", "applies the plan", "restarts at height",
+                   "is refunded", "positions liquidated"):
+        assert needle in out, needle
+    times = [float(t) for t in re.findall(r"^\[\s*([\d.]+) s", out, flags=re.M)]
+    assert times == sorted(times) and len(times) > 40
