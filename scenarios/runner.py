@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Callable
 
 from chain.blocks import Block
-from chain.exchange import Compensated, Liquidated, decode_events, get_perps_totals, get_price
-from chain.execution import ExecutionResult, apply_block, build_block
+from chain.exchange import Compensated, Liquidated, decode_events, get_price
+from chain.execution import ExecutionResult, apply_block
 from chain.history import History
 from chain.restore import rollback
 from chain.state import get_balance
@@ -40,12 +40,10 @@ from consensus.emergency import (
     EmergencyError,
     HaltView,
     RestorePlan,
-    RollbackCertificate,
     ViewConflict,
     compute_target,
     get_plan_fork_id,
     sign_view,
-    verify_rollback_certificate,
 )
 from consensus.forensics import find_culprits
 from consensus.messages import (
@@ -55,7 +53,7 @@ from consensus.messages import (
     is_signature_memo_enabled,
     set_signature_memo,
 )
-from consensus.network import CrashFault, LinkProfile, Partition, run_until
+from consensus.network import CrashFault, LinkProfile, Partition
 from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
@@ -830,27 +828,12 @@ def run_forensics(run: Run):
     return find_culprits(messages, run.validator_set, collect_certificates(run))
 
 
-def verify_plan_certificate(run: Run) -> int:
-    """Verify the rollback certificate from its own contents; the power that signed it."""
-    assert run.plan is not None and run.certificate is not None
-    return verify_rollback_certificate(RollbackCertificate(run.plan, run.certificate), run.validator_set)
-
-
 def total_supply(run: Run, root: bytes) -> int:
     """Native tokens held by every account the run knows (none are ever minted or burnt)."""
     world = run.world
     addresses = set(world.market.all_addresses) | {world.market.owner}
     addresses |= {world.market.addresses.oracle, world.market.addresses.perps, world.market.addresses.bridge}
     return sum(get_balance(run.store, root, a) for a in sorted(addresses))
-
-
-def perps_identities(run: Run, root: bytes) -> tuple[bool, str]:
-    """The exchange's two conservation identities at `root`."""
-    totals = get_perps_totals(run.store, root, run.world.market.addresses)
-    balance = get_balance(run.store, root, run.world.market.addresses.perps)
-    first = balance == totals.total_collateral + totals.vault + totals.fees_accrued
-    return first, (f"balance {balance}, collateral {totals.total_collateral} + vault {totals.vault} "
-                   f"+ fees {totals.fees_accrued}")
 
 
 def compensation_paid(run: Run) -> int:
@@ -863,17 +846,6 @@ def compensation_paid(run: Run) -> int:
             paid += sum(e.amount for e in decode_events(run.world.market.addresses, result.receipts)
                         if isinstance(e, Compensated))
     return paid
-
-
-def replay_rejections(run: Run) -> tuple[int, int]:
-    """(rejected, tried): the discarded window's signed transactions against the final head."""
-    if run.recovery is None:
-        return 0, 0
-    head = run.reference.view.history.head
-    txs = run.recovery.discarded_transactions
-    built = build_block(run.store, head, txs, proposer=head.proposer, timestamp=head.timestamp + 1,
-                        fork_id=head.fork_id)
-    return len(built.rejected), len(txs)
 
 
 def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: bool = True,

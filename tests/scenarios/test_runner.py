@@ -251,6 +251,7 @@ def test_the_report_keeps_the_json_contract(paradex_small):
     assert compensation["accounts"] == len(compensation["entries"])
     assert all(isinstance(e["amount"], int) and hex_string(e["account"]) and e["reason"] for e in compensation["entries"])
     assert report["forensics"] == {"culprits": [], "evidence": []}
-    assert all(set(check) == {"ok", "detail"} for check in report["checks"].values())
+    assert all(set(check) == {"ok", "status", "detail"} for check in report["checks"].values())
+    assert all(check["status"] == "held" for check in report["checks"].values())
     assert set(report["metrics"]) >= {"blocks", "txs", "messages", "virtual_s", "wall_s"}
     json.dumps(report)  # plain JSON all the way down
