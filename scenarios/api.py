@@ -89,12 +89,12 @@ def run(
         if data_path is not None:
             done.store.close()
     report = Report.model_validate(data)
+    if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
+        Path(data_path, "report.json").write_text(report.to_json())
     if not report.ok and isinstance(scenario, (str, os.PathLike)):
         command = format_reproduce(os.fspath(scenario), resolved.seed, small=small,
                                    set_options=format_set_options(overrides or {}))
         report = Report.model_validate({**report.to_dict(), "reproduce": command})
-    if data_path is not None:
-        Path(data_path, "report.json").write_text(report.to_json())
     return report
 
 

@@ -54,12 +54,12 @@ MAX_EXTENDS_DEPTH = 16
 # The small preset: the most of each that a small run keeps (a scenario already below keeps
 # its own), and the trade probability it needs at least so that fewer traders still trade.
 SMALL_AT_MOST: dict[str, int] = {
-    "chain.accounts": 100,
-    "chain.heights": 20,
+    "chain.accounts": 80,
+    "chain.heights": 16,
     "incident.start_height": 10,
     "incident.duration_blocks": 4,
     "detection.delay_blocks": 2,
-    "workload.traders": 40,
+    "workload.traders": 30,
     "workload.keepers": 2,
     "workload.profit_takers": 4,
     "workload.max_liquidations_per_keeper": 20,

@@ -192,7 +192,7 @@ def test_small_keeps_faults_and_response_and_only_shrinks(name):
     assert (small.validators, small.response, small.oracle) == (full.validators, full.response, full.oracle)
     assert len(small.network.partitions) == len(full.network.partitions)
     assert small.network.drop_rate == full.network.drop_rate
-    assert small.chain.accounts <= min(full.chain.accounts, 100) and small.chain.heights <= full.chain.heights
+    assert small.chain.accounts <= min(full.chain.accounts, 80) and small.chain.heights <= full.chain.heights
     assert small.incident.market == full.incident.market and small.incident.bad_price == full.incident.bad_price
 
 
@@ -215,7 +215,7 @@ def test_small_moves_faults_with_the_incident():
 def test_overrides_win_over_the_small_preset():
     small = scenarios.load("paradex-2026", small=True, overrides={"chain.accounts": 150, "incident.start_height": 12})
     assert (small.chain.accounts, small.incident.start_height) == (150, 12)
-    assert small.chain.heights == 20
+    assert small.chain.heights == 16
 
 
 def test_a_scenario_already_small_is_left_as_it_is_but_renamed():
@@ -263,7 +263,7 @@ def test_show_small_says_what_it_changed_and_prints_the_small_scenario():
     result = _cli("show", "paradex-2026", "--small")
     assert result.returncode == 0, result.stderr
     comments = [line for line in result.stdout.splitlines() if line.startswith("# --small: ")]
-    assert "# --small: chain.accounts = 100 (was 2500)" in comments
+    assert "# --small: chain.accounts = 80 (was 2500)" in comments
     assert "# --small: incident.start_height = 10 (was 45)" in comments
     assert len(comments) == len(compute_small_overrides(load_scenario("paradex-2026")))
     assert scenarios.load(tomllib.loads(result.stdout)) == load_scenario("paradex-2026", small=True)
