@@ -291,3 +291,12 @@ def test_the_readme_property_test_runs_and_passes():
     assert tests, "the README example defines a test"
     for test in tests:
         test()
+
+
+def test_a_run_without_a_halt_reports_no_restore_and_still_round_trips():
+    report = scenarios.run("paradex-2026", small=True, overrides={"detection.deviation_bps": 1_000_000,
+                                                                  "incident.bad_price": 95_000.0})
+    assert report.restore is None and report.incident.halt_height is None
+    assert Report.model_validate(report.to_dict()).to_dict() == report.to_dict()
+    jsonschema.validate(report.to_dict(), report_json_schema())
+    assert compute_digest(report.to_dict()) == report.digest
