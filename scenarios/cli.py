@@ -28,7 +28,13 @@ import click
 from chain.errors import ChainError
 from scenarios.api import format_reproduce
 from scenarios.errors import ScenarioError
-from scenarios.loader import dump_scenario, get_bundled_names, load_scenario, parse_set_options
+from scenarios.loader import (
+    describe_small_preset,
+    dump_scenario,
+    get_bundled_names,
+    load_scenario,
+    parse_set_options,
+)
 from scenarios.schema import MAX_SEED, scenario_json_schema
 
 EXIT_OK = 0
@@ -87,8 +93,6 @@ def show_command(scenario: str, set_options: tuple[str, ...], small: bool) -> No
     """
     resolved = load_with_options(scenario, set_options, small)
     if small:
-        from scenarios.loader import describe_small_preset
-
         for line in describe_small_preset(load_scenario(scenario)):
             click.echo(f"# --small: {line}")
     click.echo(dump_scenario(resolved), nl=False)

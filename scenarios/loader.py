@@ -52,7 +52,8 @@ LIBRARY_PACKAGE = "scenarios.library"
 MAX_EXTENDS_DEPTH = 16
 
 # The small preset: the most of each that a small run keeps (a scenario already below keeps
-# its own), and the trade probability it needs at least so that fewer traders still trade.
+# its own); and, when it cuts the traders, the trade probability the fewer traders take at
+# least, so that blocks still carry trades (a scenario without trading keeps none).
 SMALL_AT_MOST: dict[str, int] = {
     "chain.accounts": 80,
     "chain.heights": 16,
@@ -64,7 +65,7 @@ SMALL_AT_MOST: dict[str, int] = {
     "workload.profit_takers": 4,
     "workload.max_liquidations_per_keeper": 20,
 }
-SMALL_AT_LEAST: dict[str, float] = {"workload.trade_probability": 0.05}
+SMALL_TRADE_PROBABILITY = 0.05
 SMALL_NAME_PREFIX = "small-"
 _DOTTED_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 
@@ -145,7 +146,7 @@ def compute_layered_scenario(
 def compute_small_overrides(scenario: Scenario) -> dict[str, Any]:
     """The dotted keys the small preset changes in `scenario`, with their new values.
 
-    Sizes are capped (`SMALL_AT_MOST`, `SMALL_AT_LEAST`); the incident moves earlier, and an
+    Sizes are capped (`SMALL_AT_MOST`, `SMALL_TRADE_PROBABILITY`); the incident moves earlier, and an
     operator halt and every partition and crash move with it, so each fault lands where it
     did relative to the incident (times after its start shift by the same amount, times
     before it shrink in proportion). Faults, validators and the response are kept.
@@ -155,9 +156,9 @@ def compute_small_overrides(scenario: Scenario) -> dict[str, Any]:
     for key, most in SMALL_AT_MOST.items():
         if _get_dotted(data, key) > most:
             changes[key] = most
-    for key, least in SMALL_AT_LEAST.items():
-        if _get_dotted(data, key) < least:
-            changes[key] = least
+    probability = scenario.workload.trade_probability
+    if "workload.traders" in changes and 0 < probability < SMALL_TRADE_PROBABILITY:
+        changes["workload.trade_probability"] = SMALL_TRADE_PROBABILITY
     old_start = scenario.incident.start_height
     new_start = changes.get("incident.start_height", old_start)
     heights = changes.get("chain.heights", scenario.chain.heights)
@@ -196,8 +197,8 @@ def _make_time_shift(old_s: float, new_s: float):
     """Virtual time of a fault when the incident moves from `old_s` to `new_s` (monotonic)."""
 
     def shift(t: float) -> float:
-        moved = t - (old_s - new_s) if t >= old_s else t * new_s / old_s
-        return round(moved, 6)
+        # Not rounded: rounding could merge two distinct times into an empty window.
+        return t - (old_s - new_s) if t >= old_s else t * new_s / old_s
 
     return shift
 

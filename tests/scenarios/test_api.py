@@ -300,3 +300,16 @@ def test_a_run_without_a_halt_reports_no_restore_and_still_round_trips():
     assert Report.model_validate(report.to_dict()).to_dict() == report.to_dict()
     jsonschema.validate(report.to_dict(), report_json_schema())
     assert compute_digest(report.to_dict()) == report.digest
+
+
+@settings(deadline=None)
+@given(scenario_dicts(runnable=False))
+def test_the_small_preset_of_any_valid_scenario_is_valid_and_no_bigger(data):
+    full = scenarios.load(data)
+    small = scenarios.load(data, small=True)
+    assert small.chain.heights <= full.chain.heights and small.chain.accounts <= full.chain.accounts
+    assert small.validators == full.validators and small.response == full.response
+    assert len(small.network.crashes) == len(full.network.crashes)
+    assert small.incident.start_height <= min(full.incident.start_height, 10)
+    if full.workload.trade_probability == 0:
+        assert small.workload.trade_probability == 0
