@@ -39,25 +39,23 @@ def test_specs_that_differ_do_not_share_a_genesis():
 
 def test_a_copied_genesis_persists_in_sqlite(tmp_path):
     spec = _spec(seed=12)
-    build_genesis_once(MemoryStore(), spec)
+    fresh = MemoryStore()
+    build_genesis(fresh, spec)
+    build_genesis_once(MemoryStore(), spec)  # kept: the SQLite store below gets a copy
     store = SQLiteStore(tmp_path / "g.sqlite")
-    root = build_genesis_once(store, spec).state_root
+    build_genesis_once(store, spec)
     store.close()
     reopened = SQLiteStore(tmp_path / "g.sqlite")
     try:
-        assert reopened[root] and reopened.get_preimage(next(iter(_content(_fresh(spec))[1])))
+        nodes, preimages = _content(fresh)
+        assert all(reopened[key] == node for key, node in nodes.items())
+        assert all(reopened.get_preimage(key) == value for key, value in preimages.items())
     finally:
         reopened.close()
 
 
-def _fresh(spec: GenesisSpec) -> MemoryStore:
-    store = MemoryStore()
-    build_genesis(store, spec)
-    return store
-
-
 def test_a_failing_spec_raises_every_time_and_is_not_kept():
-    key, account = derive_funded_accounts(3, 1, 1)[0]
+    _, account = derive_funded_accounts(3, 1, 1)[0]
     bad = GenesisSpec(seed=3, accounts=(account, account))
     for _ in range(2):
         with pytest.raises(GenesisError, match="listed twice"):
