@@ -313,3 +313,15 @@ def test_the_small_preset_of_any_valid_scenario_is_valid_and_no_bigger(data):
     assert small.incident.start_height <= min(full.incident.start_height, 10)
     if full.workload.trade_probability == 0:
         assert small.workload.trade_probability == 0
+
+
+def test_the_report_schema_requires_the_promised_keys_and_allows_new_ones():
+    """The JSON report's contract: these keys are always there; a newer l2sim may add more."""
+    schema = report_json_schema()
+    assert set(schema["required"]) >= {"schema_version", "scenario", "seed", "digest", "validators", "chain",
+                                       "incident", "restore", "reconciliation", "compensation", "forensics",
+                                       "checks", "metrics"}
+    assert schema["additionalProperties"] is True
+    check = schema["$defs"]["Check"]
+    assert set(check["required"]) == {"ok", "detail"} and "status" in check["properties"]
+    assert set(schema["$defs"]["Metrics"]["required"]) >= {"blocks", "txs", "messages", "virtual_s", "wall_s"}
