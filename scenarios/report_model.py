@@ -7,7 +7,9 @@ fields still reads, and round-trips unchanged. Fields a report may leave out hav
 default and are left out again on the way back.
 
 Amounts are integers in the token's smallest unit (wei); roots, hashes and addresses
-are 0x-hex strings; validators are named by their 0-based index.
+are 0x-hex strings; validators are named by their 0-based index. Fields the report
+contract promises are required; the rest are typed but optional, so that the report
+can grow (a new kind of evidence, a new restore detail) without breaking readers.
 """
 
 from __future__ import annotations
@@ -93,9 +95,9 @@ class RejectedPlan(_Section):
     """A restore plan honest validators refused to sign."""
 
     plan_hash: Hex
-    proposer: int
-    reason: str
-    rejected_by: Items[int]
+    proposer: int | None = None
+    reason: str | None = None
+    rejected_by: Items[int] = ()
 
 
 class RestoreSection(_Section):
@@ -119,8 +121,8 @@ class RestoreSection(_Section):
 class Irreversible(_Section):
     """A withdrawal already final on L1 inside the rolled-back window."""
 
-    account: Hex
-    amount: int
+    account: Hex | None = None
+    amount: int | None = None
     withdrawal_id: int | None = None
     made_at_height: int | None = None
     final_at_height: int | None = None
@@ -151,11 +153,11 @@ class CompensationSection(_Section):
 
 
 class Evidence(_Section):
-    """Two signed messages that convict a validator."""
+    """What convicts a validator: two signed messages, or a signed message and what it contradicts."""
 
     validator: int
-    kind: str
-    messages: Items[SignedMessage]
+    kind: str | None = None
+    messages: Items[SignedMessage] = ()
 
 
 class ForensicsSection(_Section):

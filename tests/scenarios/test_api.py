@@ -71,6 +71,7 @@ def test_fields_added_by_a_newer_l2sim_are_kept(small_report):
     data["checks"] = {name: dict(check, status="held" if check["ok"] else "failed", extra=0)
                       for name, check in data["checks"].items()}
     data["metrics"] = dict(data["metrics"], virtual_s=0)  # an int stays an int
+    data["forensics"] = {"culprits": [1], "evidence": [{"validator": 1, "kind": "a-new-kind", "height": 3}]}
     report = Report.model_validate(data)
     assert report.to_dict() == data
     assert json.loads(report.to_json()) == data
