@@ -139,9 +139,9 @@ def _responses(*, max_pause_s: float) -> st.SearchStrategy[dict[str, Any]]:
 
 @st.composite
 def _runnable_scenario_dicts(draw: st.DrawFn, *, max_validators: int) -> dict[str, Any]:
-    # At least 2: a lone validator certifies its plan before the runner's plan phase is set
-    # up (IndexError in runner.on_certificate), a runner bug this strategy must not hide
-    # forever: lower the bound when it is fixed.
+    # At least 2: on this branch a lone validator certifies its plan before the runner's plan
+    # phase is set up (IndexError in runner.on_certificate); the runner rewrite runs it, so
+    # lower the bound to 1 once both meet.
     count = draw(st.integers(2, max(2, max_validators)))
     heights = draw(st.integers(12, 30))
     start_height = draw(st.integers(2, heights - 4))
