@@ -126,15 +126,18 @@ def find_artifact(name: str) -> dict:
     """The compiled artifact of `name`: shipped, else cached, else compiled now (and cached)."""
     _check_name(name)
     key = _artifact_key(name, hashlib.sha256(_read_source(name)).digest())
-    for path in (SHIPPED_DIR / f"{name}.json", _cache_path(key)):
+    cache = _cache_path(key)
+    use_cache = cache.is_absolute()  # no home directory: `~` stays relative; never write into the cwd
+    for path in (SHIPPED_DIR / f"{name}.json", cache) if use_cache else (SHIPPED_DIR / f"{name}.json",):
         data = _read_artifact(path, key)
         if data is not None:
             return data
     data = compile_fresh(name)
-    try:
-        _write_atomically(_cache_path(key), data)
-    except OSError:  # a read-only home or a full disk: compiling every time still works
-        pass
+    if use_cache:
+        try:
+            _write_atomically(cache, data)
+        except OSError:  # a read-only home or a full disk: compiling every time still works
+            pass
     return data
 
 

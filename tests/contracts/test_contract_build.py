@@ -138,3 +138,14 @@ def test_a_truncated_cache_file_is_recompiled(lookup):
     cached.write_text(cached.read_text()[:100])
     assert chain.contracts.find_artifact("oracle")["abi"]
     assert compiles == ["oracle", "oracle"]
+
+
+def test_without_a_home_directory_nothing_is_written_into_the_working_directory(lookup, tmp_path, monkeypatch):
+    _, compiles = lookup
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", "")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert chain.contracts.find_artifact("oracle")["bytecode"]
+    assert compiles == ["oracle"] and list(work.iterdir()) == []
