@@ -6,11 +6,19 @@ constructors run and what is deployed is exactly what was compiled. Setup transa
 (initial deposits, positions, prices) then run in py-evm too, in order, on top of the
 deployments; each must succeed. Their receipts are kept so that off-chain indexers can
 start from genesis without reading the state.
+
+`build_genesis_once` is the same build for callers that make many chains from one spec
+(property tests, sweeps): the first build of a spec in a process is kept as an image of
+the nodes it wrote, and later builds of an identical spec copy those nodes into the new
+store instead of executing again. Trie nodes are keyed by their hash, so the new store
+ends up holding exactly what a fresh build would have written.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 
 from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.constants import BLANK_ROOT_HASH
@@ -21,10 +29,11 @@ from chain.blocks import Header, ZERO_HASH
 from chain.errors import ChainError, InvalidTransactionError
 from chain.execution import execute_transactions
 from chain.state import BlockContext, open_state
-from chain.store import Store
+from chain.store import MemoryStore, Store
 from chain.transactions import address_of, chain_id_for_fork, derive_private_key, sign_legacy
 
 DEPLOY_GAS = 30_000_000
+MAX_KEPT_GENESIS_IMAGES = 4  # a full paradex-2026 genesis holds tens of MB of nodes
 
 
 class GenesisError(ChainError):
@@ -169,3 +178,62 @@ def derive_funded_accounts(seed: int, count: int, balance_wei: int, label: str =
         key = derive_private_key(seed, label, index)
         pairs.append((key, FundedAccount(address_of(key), balance_wei)))
     return tuple(pairs)
+
+
+# ---------------------------------------------------------------- reuse within a process
+
+
+class _ImageStore(MemoryStore):
+    """A scratch store whose whole content can be read back, to copy a build into other stores."""
+
+    def get_image(self) -> tuple[tuple[tuple[bytes, bytes], ...], tuple[tuple[bytes, bytes], ...]]:
+        """(nodes, preimages) written so far, each as sorted (hash, bytes) pairs."""
+        return tuple(sorted(self._nodes.items())), tuple(sorted(self._preimages.items()))
+
+
+@dataclass(frozen=True)
+class _GenesisImage:
+    genesis: Genesis
+    nodes: tuple[tuple[bytes, bytes], ...]
+    preimages: tuple[tuple[bytes, bytes], ...]
+
+
+_images: OrderedDict[bytes, _GenesisImage] = OrderedDict()  # spec key -> image, least recent first
+
+
+def compute_spec_key(spec: GenesisSpec) -> bytes:
+    """A hash of everything in `spec` that genesis depends on (setup transactions by their hash)."""
+    content = (
+        spec.seed,
+        spec.accounts,
+        spec.deployments,
+        spec.deployer_balance,
+        spec.timestamp,
+        tuple(tx.hash for tx in spec.setup),
+    )
+    return hashlib.sha256(repr(content).encode()).digest()
+
+
+def build_genesis_once(store: Store, spec: GenesisSpec) -> Genesis:
+    """`build_genesis(store, spec)`, executing a given spec only once per process.
+
+    The result is the same: the store receives the same nodes and preimages, and the
+    returned `Genesis` is equal. A spec that fails raises as `build_genesis` does and
+    is not kept.
+    """
+    key = compute_spec_key(spec)
+    image = _images.get(key)
+    if image is None:
+        scratch = _ImageStore()
+        genesis = build_genesis(scratch, spec)
+        nodes, preimages = scratch.get_image()
+        image = _GenesisImage(genesis, nodes, preimages)
+        _images[key] = image
+        while len(_images) > MAX_KEPT_GENESIS_IMAGES:
+            _images.popitem(last=False)
+    _images.move_to_end(key)
+    for node_hash, node in image.nodes:
+        store[node_hash] = node
+    store.put_preimages(image.preimages)
+    store.commit()
+    return replace(image.genesis, contracts=dict(image.genesis.contracts))

@@ -51,7 +51,7 @@ from chain.exchange import (
     withdraw_call,
 )
 from chain.execution import ExecutionResult
-from chain.genesis import Genesis, build_genesis
+from chain.genesis import Genesis, build_genesis_once
 from chain.state import get_balance, get_nonce
 from chain.store import Store
 from scenarios.market import (
@@ -471,10 +471,11 @@ def build_world(
     """Build genesis for `scenario` in `store` and the world of actors around it.
 
     `world.genesis.header` is header #0. With `glitch=False` the price API never posts
-    the bad price (the run the incident is compared with).
+    the bad price (the run the incident is compared with). Runs that share a genesis
+    (same scenario and seed, whatever the faults) build it once per process.
     """
     market = build_market_world(scenario, seed, glitch=glitch)
-    genesis = build_genesis(store, market.genesis_spec)
+    genesis = build_genesis_once(store, market.genesis_spec)
     assert genesis.contracts == {
         "oracle": market.addresses.oracle,
         "perps": market.addresses.perps,

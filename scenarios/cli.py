@@ -21,14 +21,20 @@ dependencies loaded. The runner is expected to provide:
 """
 
 import json
-import shlex
 from typing import Any
 
 import click
 
 from chain.errors import ChainError
+from scenarios.api import format_reproduce
 from scenarios.errors import ScenarioError
-from scenarios.loader import dump_scenario, get_bundled_names, load_scenario
+from scenarios.loader import (
+    describe_small_preset,
+    dump_scenario,
+    get_bundled_names,
+    load_scenario,
+    parse_set_options,
+)
 from scenarios.schema import MAX_SEED, scenario_json_schema
 
 EXIT_OK = 0
@@ -62,16 +68,45 @@ def list_command() -> None:
         click.echo(f"{name:<{width}}  {compute_first_sentence(scenario.description)}".rstrip())
 
 
+_SET_OPTION = click.option(
+    "--set", "set_options", multiple=True, metavar="KEY=VALUE",
+    help="Override a key of the scenario file (dotted, e.g. detection.delay_blocks=2; value in TOML). Repeatable.",
+)
+_SMALL_OPTION = click.option(
+    "--small", is_flag=True, help="Scaled down: the same faults and response, fewer accounts and heights."
+)
+
+
+def load_with_options(scenario: str, set_options: tuple[str, ...], small: bool):
+    """SCENARIO resolved with `--small` and then every `--set` applied."""
+    return load_scenario(scenario, overrides=parse_set_options(set_options), small=small, overrides_label="--set")
+
+
 @main.command("show")
 @click.argument("scenario")
-def show_command(scenario: str) -> None:
-    """Print SCENARIO (a bundled name or a TOML path) resolved, with every default, as TOML."""
-    click.echo(dump_scenario(load_scenario(scenario)), nl=False)
+@_SET_OPTION
+@_SMALL_OPTION
+def show_command(scenario: str, set_options: tuple[str, ...], small: bool) -> None:
+    """Print SCENARIO (a bundled name or a TOML path) resolved, with every default, as TOML.
+
+    With --small, comment lines first say what the small preset changed.
+    """
+    resolved = load_with_options(scenario, set_options, small)
+    if small:
+        for line in describe_small_preset(load_scenario(scenario)):
+            click.echo(f"# --small: {line}")
+    click.echo(dump_scenario(resolved), nl=False)
 
 
 @main.command("schema")
-def schema_command() -> None:
-    """Print the JSON Schema of a scenario file."""
+@click.option("--report", "of_report", is_flag=True, help="The JSON Schema of the run report instead.")
+def schema_command(of_report: bool) -> None:
+    """Print the JSON Schema of a scenario file (or, with --report, of the JSON report)."""
+    if of_report:
+        from scenarios.report_model import report_json_schema
+
+        click.echo(json.dumps(report_json_schema(), indent=2))
+        return
     click.echo(json.dumps(scenario_json_schema(), indent=2))
 
 
@@ -90,18 +125,21 @@ def schema_command() -> None:
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--narrate", is_flag=True, help="Tell the story in the terminal as it happens.")
 @click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
+@_SET_OPTION
+@_SMALL_OPTION
 def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool,
-                events_path: str | None, html_path: str | None, narrate: bool, step: bool) -> None:
+                events_path: str | None, html_path: str | None, narrate: bool, step: bool,
+                set_options: tuple[str, ...], small: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
     from scenarios.events import check_writable
 
     for option, path in (("--events", events_path), ("--html", html_path)):
         if path is not None:
             check_writable(option, path)
-    resolved = load_scenario(scenario)
+    resolved = load_with_options(scenario, set_options, small)
     if seed is not None:
         resolved = resolved.model_copy(update={"seed": seed})
-    reproduce = shlex.join(["l2sim", "run", scenario, "--seed", str(resolved.seed)])
+    reproduce = format_reproduce(scenario, resolved.seed, small=small, set_options=set_options)
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 

@@ -39,9 +39,10 @@ CHECKS: dict[str, str] = {
     "full_rollback_snapshot": (
         "For a full rollback, the restored state is the state committed at the target height, with "
         "no account different: the rollback really went back to the snapshot."),
-    "byzantine_plan_rejected": (
-        "A validator that proposed a wrong restore plan (a false root or target) was outvoted: no honest "
-        "validator voted for its plan and the certified plan is the honest one."),
+    "target_before_corruption": (
+        "The certified restore target lies below the first corrupted height every honest validator "
+        "found on its own chain with its own price feed: no Byzantine minority, by choosing which "
+        "views a plan carries, could move the rollback point inside the corrupted window."),
     "replay_protection": (
         "Transactions signed on the old fork inside the discarded window cannot be replayed on the new "
         "fork: each names its fork id, and the new fork rejects every one of them."),

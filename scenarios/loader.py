@@ -6,8 +6,14 @@ scenario (a bundled name, or a path relative to the extending file); tables merg
 key by key, arrays and scalars replace. Every file in the chain must give its own
 `name`; the resolved scenario carries no `extends`.
 
+Two layers can go on top of the resolved file, in this order: the small preset
+(`small=True`, `l2sim run --small`: the same faults and response with fewer accounts,
+traders and heights) and overrides (`{"detection.delay_blocks": 2}`, `--set KEY=VALUE`),
+each merged like one more file that extends the scenario.
+
 Every failure is a `ScenarioError` whose message is one line naming the file, the
-line where it can be found, the dotted field and the bad value.
+line where it can be found, the dotted field and the bad value; a bad override is
+named by its key, after `--set` (the command) or `overrides` (the Python API).
 """
 
 import dataclasses
@@ -17,6 +23,7 @@ import os
 import re
 import tomllib
 import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +51,24 @@ from scenarios.schema import FieldPath, Scenario, format_path
 LIBRARY_PACKAGE = "scenarios.library"
 MAX_EXTENDS_DEPTH = 16
 
+# The small preset: the most of each that a small run keeps (a scenario already below keeps
+# its own); and, when it cuts the traders, the trade probability the fewer traders take at
+# least, so that blocks still carry trades (a scenario without trading keeps none).
+SMALL_AT_MOST: dict[str, int] = {
+    "chain.accounts": 80,
+    "chain.heights": 16,
+    "incident.start_height": 10,
+    "incident.duration_blocks": 4,
+    "detection.delay_blocks": 2,
+    "workload.traders": 30,
+    "workload.keepers": 2,
+    "workload.profit_takers": 4,
+    "workload.max_liquidations_per_keeper": 20,
+}
+SMALL_TRADE_PROBABILITY = 0.05
+SMALL_NAME_PREFIX = "small-"
+_DOTTED_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
+
 
 @dataclasses.dataclass(frozen=True)
 class ScenarioSource:
@@ -65,9 +90,196 @@ def get_bundled_names() -> list[str]:
     return sorted(p.name[: -len(".toml")] for p in library.iterdir() if p.name.endswith(".toml"))
 
 
-def load_scenario(name_or_path: str | os.PathLike[str]) -> Scenario:
-    """The resolved, validated scenario for a bundled name or a TOML path."""
-    return compute_scenario(read_scenario_chain(name_or_path))
+def load_scenario(
+    name_or_path: str | os.PathLike[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    small: bool = False,
+    overrides_label: str = "overrides",
+) -> Scenario:
+    """The resolved, validated scenario for a bundled name or a TOML path.
+
+    `small` applies the small preset; `overrides` maps dotted keys to values (errors name
+    them after `overrides_label`).
+    """
+    return compute_layered_scenario(read_scenario_chain(name_or_path), overrides=overrides, small=small,
+                                    overrides_label=overrides_label)
+
+
+def load_scenario_table(
+    data: Mapping[str, Any],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    small: bool = False,
+    label: str = "<dict>",
+    overrides_label: str = "overrides",
+) -> Scenario:
+    """The resolved, validated scenario a TOML-shaped table describes, as if it were a file.
+
+    Errors name it `label`; a relative `extends` resolves against the current directory.
+    """
+    if not isinstance(data, Mapping):
+        raise WrongTypeError(f"{format_value(data)} is not a table", file=label, value=data)
+    source = ScenarioSource(display=label, identity=f"table:{label}", text="", data=dict(data),
+                            directory=Path("."))
+    _check_source(source)
+    return compute_layered_scenario(_read_extends(source), overrides=overrides, small=small,
+                                    overrides_label=overrides_label)
+
+
+def compute_layered_scenario(
+    chain: list[ScenarioSource],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    small: bool = False,
+    overrides_label: str = "overrides",
+) -> Scenario:
+    """`compute_scenario(chain)` with the small preset, then `overrides`, merged on top."""
+    if small:
+        table = expand_dotted_keys(compute_small_overrides(compute_scenario(chain)), label="--small")
+        chain = [_layer("--small", table), *chain]
+    if overrides:
+        chain = [_layer(overrides_label, expand_dotted_keys(overrides, label=overrides_label)), *chain]
+    return compute_scenario(chain)
+
+
+def compute_small_overrides(scenario: Scenario) -> dict[str, Any]:
+    """The dotted keys the small preset changes in `scenario`, with their new values.
+
+    Sizes are capped (`SMALL_AT_MOST`, `SMALL_TRADE_PROBABILITY`); the incident moves earlier, and an
+    operator halt and every partition and crash move with it, so each fault lands where it
+    did relative to the incident (times after its start shift by the same amount, times
+    before it shrink in proportion). Faults, validators and the response are kept.
+    """
+    data = scenario.model_dump(mode="python")
+    changes: dict[str, Any] = {"name": (SMALL_NAME_PREFIX + scenario.name)[:64]}
+    for key, most in SMALL_AT_MOST.items():
+        if _get_dotted(data, key) > most:
+            changes[key] = most
+    probability = scenario.workload.trade_probability
+    if "workload.traders" in changes and 0 < probability < SMALL_TRADE_PROBABILITY:
+        changes["workload.trade_probability"] = SMALL_TRADE_PROBABILITY
+    old_start = scenario.incident.start_height
+    new_start = changes.get("incident.start_height", old_start)
+    heights = changes.get("chain.heights", scenario.chain.heights)
+    halt = scenario.detection.operator_halt_height
+    if halt is not None and min(heights, halt - old_start + new_start) != halt:
+        changes["detection.operator_halt_height"] = min(heights, halt - old_start + new_start)
+    if new_start != old_start:
+        shift = _make_time_shift(old_start * scenario.chain.block_time_s, new_start * scenario.chain.block_time_s)
+        network = scenario.network
+        if network.partitions:
+            changes["network.partitions"] = [
+                dict(p.model_dump(mode="python"), start_s=shift(p.start_s), end_s=shift(p.end_s))
+                for p in network.partitions
+            ]
+        if network.crashes:
+            changes["network.crashes"] = [
+                dict(c.model_dump(mode="python", exclude_none=True), at_s=shift(c.at_s),
+                     **({} if c.restart_s is None else {"restart_s": shift(c.restart_s)}))
+                for c in network.crashes
+            ]
+    return changes
+
+
+def describe_small_preset(scenario: Scenario) -> list[str]:
+    """One line per key the small preset changes in `scenario`: `key = new (was old)`."""
+    data = scenario.model_dump(mode="python")
+    changes = compute_small_overrides(scenario)
+    lines = []
+    for key, option in zip(sorted(changes), format_set_options(changes), strict=True):
+        was = format_set_options({key: _get_dotted(data, key)})[0].partition("=")[2]
+        lines.append(f"{key} = {option.partition('=')[2]} (was {was})")
+    return lines
+
+
+def _make_time_shift(old_s: float, new_s: float):
+    """Virtual time of a fault when the incident moves from `old_s` to `new_s` (monotonic)."""
+
+    def shift(t: float) -> float:
+        # Not rounded: rounding could merge two distinct times into an empty window.
+        return t - (old_s - new_s) if t >= old_s else t * new_s / old_s
+
+    return shift
+
+
+def parse_set_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` options as overrides: dotted keys, values in TOML syntax.
+
+    A value that is not TOML (a bare word such as `selective-restore`) is taken as a string.
+    """
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ScenarioSyntaxError(f"{format_value(pair)} is not KEY=VALUE", file="--set", value=pair)
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        if key in overrides:
+            raise InconsistentScenarioError("set twice", file="--set", field=key, value=value)
+        overrides[key] = value
+    return overrides
+
+
+def format_set_options(overrides: Mapping[str, Any]) -> list[str]:
+    """`overrides` as `--set KEY=VALUE` arguments, values in TOML syntax, keys sorted."""
+    return [f"{key}={_toml_value(overrides[key])}" for key in sorted(overrides)]
+
+
+def _toml_value(value: Any) -> str:
+    """`value` as TOML text on one line (arrays and inline tables, never `[[sections]]`)."""
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items())
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return tomli_w.dumps({"v": value}).strip().removeprefix("v = ")  # tomli_w writes a scalar exactly
+
+
+def _toml_key(key: Any) -> str:
+    return tomli_w.dumps({str(key): 0}).strip().removesuffix(" = 0")
+
+
+def expand_dotted_keys(overrides: Mapping[str, Any], *, label: str) -> dict[str, Any]:
+    """`{"detection.delay_blocks": 2}` -> `{"detection": {"delay_blocks": 2}}`, checking every key."""
+    for key in overrides:
+        if not isinstance(key, str) or not _DOTTED_KEY.match(key):
+            raise InvalidValueError(
+                f"{format_value(key)} is not a dotted key such as detection.delay_blocks", file=label, value=key
+            )
+        if key.split(".")[0] == "extends":
+            raise InvalidValueError("cannot be overridden: name the scenario to extend instead", file=label,
+                                    field=key, value=overrides[key])
+    table: dict[str, Any] = {}
+    leaves: set[tuple[str, ...]] = set()
+    for key in sorted(overrides):  # a key sorts before every key inside it
+        parts = tuple(key.split("."))
+        for k in range(1, len(parts)):
+            if parts[:k] in leaves:
+                raise InconsistentScenarioError(
+                    f"is inside {'.'.join(parts[:k])}, which is set too", file=label, field=key,
+                    value=overrides[key],
+                )
+        parent = table
+        for part in parts[:-1]:
+            parent = parent.setdefault(part, {})
+        parent[parts[-1]] = overrides[key]
+        leaves.add(parts)
+    return table
+
+
+def _get_dotted(data: Mapping[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        data = data[part]
+    return data
+
+
+def _layer(label: str, table: dict[str, Any]) -> ScenarioSource:
+    """A table merged on top of a scenario, named `label` in errors (it has no lines)."""
+    return ScenarioSource(display=label, identity=f"layer:{label}", text="", data=table, directory=None)
 
 
 def parse_scenario(text: str, *, file: str = "<string>", directory: Path | None = None) -> Scenario:
@@ -204,20 +416,25 @@ def _parse_source(text: str, *, display: str, identity: str, directory: Path | N
                 line = max(1, len(text.rstrip("\n").split("\n")))
         raise ScenarioSyntaxError(f"invalid TOML: {message}", file=display, line=line, column=column) from None
     source = ScenarioSource(display=display, identity=identity, text=text, data=data, directory=directory)
-    if "name" not in data:
+    _check_source(source)
+    return source
+
+
+def _check_source(source: ScenarioSource) -> None:
+    """What every file of a chain must hold before merging: its own `name`, a usable `extends`."""
+    if "name" not in source.data:
         raise MissingKeyError(
-            "required key is missing (every scenario file names itself)", file=display, field="name"
+            "required key is missing (every scenario file names itself)", file=source.display, field="name"
         )
-    extends = data.get("extends")
+    extends = source.data.get("extends")
     if extends is not None and not (isinstance(extends, str) and extends):
         raise WrongTypeError(
             f"{format_value(extends)} is not a scenario name or path",
-            file=display,
-            line=find_key_line(text, ("extends",)),
+            file=source.display,
+            line=find_key_line(source.text, ("extends",)),
             field="extends",
             value=extends,
         )
-    return source
 
 
 def _read_extends(source: ScenarioSource) -> list[ScenarioSource]:

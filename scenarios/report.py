@@ -197,8 +197,10 @@ def _stale_oracle_section(run: Run) -> dict:
 
 
 def compute_digest(report: dict) -> str:
-    """sha256 of the report's canonical JSON without the digest and wall-clock time."""
+    """sha256 of the report's canonical JSON without the digest, the wall-clock time and the
+    reproduce command added to a failing report (it names the file, not the run)."""
     stripped = dict(report, digest="", metrics={k: v for k, v in report["metrics"].items() if k != "wall_s"})
+    stripped.pop("reproduce", None)
     return "0x" + hashlib.sha256(json.dumps(stripped, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

@@ -1,23 +1,36 @@
 """The exchange contracts (oracle, perps, bridge): Vyper sources and the glue to use them.
 
-The `.vy` files beside this module are the single truth; bytecode and ABI are
-compiled from them in-process (vyper's Python API, EVM version prague) and
-cached for the life of the process.
+The `.vy` files beside this module are the single truth. What runs is their compiled
+form (vyper's Python API, EVM version prague), found in this order:
+
+1. `compiled/<name>.json` shipped beside the sources, when it was compiled from the same
+   source bytes (sha256), vyper version and EVM version;
+2. the user cache, `$XDG_CACHE_HOME/l2sim/contracts` (or `~/.cache/l2sim/contracts`),
+   under a file name holding the same three keys;
+3. a fresh compile (about 2 s for the three), then written to the user cache
+   atomically; an unwritable cache is skipped.
+
+Either way the result is kept for the life of the process. A test proves the shipped
+artifacts equal a fresh compile; `python -m chain.contracts` rewrites them after a
+source change.
 """
 
 import functools
 import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import eth_abi
-import vyper
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
-from vyper.compiler.settings import Settings
 
 EVM_VERSION = "prague"
 CONTRACT_NAMES = ("oracle", "perps", "bridge")
 _SOURCE_DIR = Path(__file__).parent
+SHIPPED_DIR = _SOURCE_DIR / "compiled"
 
 
 @dataclass(frozen=True)
@@ -31,26 +44,124 @@ class CompiledContract:
     source_hash: bytes  # sha256 of the .vy source
 
 
-@functools.cache
-def compile_contract(name: str) -> CompiledContract:
-    """Compile chain/contracts/<name>.vy (once per process)."""
+def get_vyper_version() -> str:
+    """The installed vyper's version (read from its metadata: importing vyper is slow)."""
+    return importlib.metadata.version("vyper")
+
+
+def _check_name(name: str) -> None:
     if name not in CONTRACT_NAMES:
         raise ValueError(f"unknown contract {name!r}; expected one of {CONTRACT_NAMES}")
-    path = _SOURCE_DIR / f"{name}.vy"
-    source = path.read_text()
+
+
+def _read_source(name: str) -> bytes:
+    return (_SOURCE_DIR / f"{name}.vy").read_bytes()
+
+
+def get_user_cache_dir() -> Path:
+    """Where compiled contracts are cached for this user: `$XDG_CACHE_HOME/l2sim/contracts`."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "l2sim" / "contracts"
+
+
+def _artifact_key(name: str, source_hash: bytes) -> dict:
+    return {"name": name, "source_sha256": source_hash.hex(), "vyper_version": get_vyper_version(),
+            "evm_version": EVM_VERSION}
+
+
+def _cache_path(key: dict) -> Path:
+    return get_user_cache_dir() / (
+        f"{key['name']}-{key['source_sha256'][:16]}-vyper{key['vyper_version']}-{key['evm_version']}.json"
+    )
+
+
+def compile_fresh(name: str) -> dict:
+    """Compile chain/contracts/<name>.vy with vyper now: the artifact as JSON-ready data."""
+    _check_name(name)
+    import vyper  # only a cache miss pays for importing the compiler
+    from vyper.compiler.settings import Settings
+
+    raw = _read_source(name)
     out = vyper.compile_code(
-        source,
-        contract_path=path.name,
+        raw.decode(),
+        contract_path=f"{name}.vy",
         output_formats=["abi", "bytecode", "bytecode_runtime"],
         settings=Settings(evm_version=EVM_VERSION),
     )
+    return {
+        **_artifact_key(name, hashlib.sha256(raw).digest()),
+        "abi": out["abi"],
+        "bytecode": out["bytecode"].removeprefix("0x"),
+        "bytecode_runtime": out["bytecode_runtime"].removeprefix("0x"),
+    }
+
+
+def _read_artifact(path: Path, key: dict) -> dict | None:
+    """The artifact at `path` if it is readable and was built from exactly `key`."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in key.items()):
+        return None
+    return data
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    """Write JSON to `path` through a temporary file and a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; an artifact is for every reader
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_artifact(name: str) -> dict:
+    """The compiled artifact of `name`: shipped, else cached, else compiled now (and cached)."""
+    _check_name(name)
+    key = _artifact_key(name, hashlib.sha256(_read_source(name)).digest())
+    cache = _cache_path(key)
+    use_cache = cache.is_absolute()  # no home directory: `~` stays relative; never write into the cwd
+    for path in (SHIPPED_DIR / f"{name}.json", cache) if use_cache else (SHIPPED_DIR / f"{name}.json",):
+        data = _read_artifact(path, key)
+        if data is not None:
+            return data
+    data = compile_fresh(name)
+    if use_cache:
+        try:
+            _write_atomically(cache, data)
+        except OSError:  # a read-only home or a full disk: compiling every time still works
+            pass
+    return data
+
+
+@functools.cache
+def compile_contract(name: str) -> CompiledContract:
+    """The compiled form of chain/contracts/<name>.vy (looked up once per process)."""
+    data = find_artifact(name)
     return CompiledContract(
         name=name,
-        abi=tuple(out["abi"]),
-        bytecode=bytes.fromhex(out["bytecode"].removeprefix("0x")),
-        runtime_bytecode=bytes.fromhex(out["bytecode_runtime"].removeprefix("0x")),
-        source_hash=hashlib.sha256(source.encode()).digest(),
+        abi=tuple(data["abi"]),
+        bytecode=bytes.fromhex(data["bytecode"]),
+        runtime_bytecode=bytes.fromhex(data["bytecode_runtime"]),
+        source_hash=bytes.fromhex(data["source_sha256"]),
     )
+
+
+def write_shipped_artifacts() -> list[Path]:
+    """Compile every contract afresh and write `compiled/<name>.json` (after a source change)."""
+    paths = []
+    for name in CONTRACT_NAMES:
+        path = SHIPPED_DIR / f"{name}.json"
+        _write_atomically(path, compile_fresh(name))
+        paths.append(path)
+    return paths
 
 
 def _abi_types(params: list) -> list[str]:

@@ -1,6 +1,7 @@
 """The build glue: the .vy sources are the single truth of what runs on chain."""
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,94 @@ def test_views_through_the_harness_round_trip():
     exchange = deploy_exchange(vault_usd=5)
     assert exchange.perps.call("vault_balance") == 5 * USD
     assert exchange.perps.call("open_interest", 0) == (0, 0)
+
+
+# ---------------------------------------------------------------- compiled artifacts
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
+def test_shipped_artifact_equals_a_fresh_compile(name):
+    """What runs is what the sources compile to: `python -m chain.contracts` after a change."""
+    shipped = json.loads((chain.contracts.SHIPPED_DIR / f"{name}.json").read_text())
+    assert shipped == chain.contracts.compile_fresh(name)
+    compiled = compile_contract(name)
+    assert compiled.bytecode.hex() == shipped["bytecode"]
+    assert compiled.runtime_bytecode.hex() == shipped["bytecode_runtime"]
+
+
+@pytest.fixture
+def lookup(tmp_path, monkeypatch):
+    """Artifact lookup with shipped and cache dirs in `tmp_path`, counting real compiles."""
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    monkeypatch.setattr(chain.contracts, "SHIPPED_DIR", shipped)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    compiles = []
+    real = chain.contracts.compile_fresh
+
+    def counting(name):
+        compiles.append(name)
+        return real(name)
+
+    monkeypatch.setattr(chain.contracts, "compile_fresh", counting)
+    return shipped, compiles
+
+
+def test_a_cache_miss_compiles_once_then_the_cache_answers(lookup):
+    _, compiles = lookup
+    first = chain.contracts.find_artifact("oracle")
+    assert compiles == ["oracle"]
+    cached = list(chain.contracts.get_user_cache_dir().glob("oracle-*.json"))
+    assert len(cached) == 1 and chain.contracts.get_vyper_version() in cached[0].name
+    assert chain.contracts.find_artifact("oracle") == first
+    assert compiles == ["oracle"]
+
+
+@pytest.mark.parametrize("key, value", [("source_sha256", "00" * 32), ("vyper_version", "0.0.1"),
+                                        ("evm_version", "cancun")])
+def test_an_artifact_built_from_other_source_compiler_or_evm_is_not_used(lookup, key, value):
+    shipped, compiles = lookup
+    stale = dict(chain.contracts.compile_fresh("oracle"), bytecode="fe", **{key: value})
+    (shipped / "oracle.json").write_text(json.dumps(stale))
+    compiles.clear()
+    assert chain.contracts.find_artifact("oracle")["bytecode"] != "fe"
+    assert compiles == ["oracle"]
+
+
+def test_a_matching_shipped_artifact_is_used_without_compiling(lookup):
+    shipped, compiles = lookup
+    artifact = chain.contracts.compile_fresh("bridge")
+    (shipped / "bridge.json").write_text(json.dumps(artifact))
+    compiles.clear()
+    assert chain.contracts.find_artifact("bridge") == artifact
+    assert compiles == []
+
+
+def test_an_unwritable_cache_falls_back_to_compiling(lookup, tmp_path, monkeypatch):
+    _, compiles = lookup
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # mkdir under a file fails
+    assert chain.contracts.find_artifact("oracle")["bytecode"]
+    assert chain.contracts.find_artifact("oracle")["bytecode"]
+    assert compiles == ["oracle", "oracle"]
+
+
+def test_a_truncated_cache_file_is_recompiled(lookup):
+    _, compiles = lookup
+    chain.contracts.find_artifact("oracle")
+    (cached,) = chain.contracts.get_user_cache_dir().glob("oracle-*.json")
+    cached.write_text(cached.read_text()[:100])
+    assert chain.contracts.find_artifact("oracle")["abi"]
+    assert compiles == ["oracle", "oracle"]
+
+
+def test_without_a_home_directory_nothing_is_written_into_the_working_directory(lookup, tmp_path, monkeypatch):
+    _, compiles = lookup
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", "")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert chain.contracts.find_artifact("oracle")["bytecode"]
+    assert compiles == ["oracle"] and list(work.iterdir()) == []

@@ -6,8 +6,7 @@ import re
 import subprocess
 
 from scenarios.narrate import Narrator
-from teaching_support import FAULTS, l2sim
-from test_runner import write_small
+from teaching_support import FAULTS, l2sim, write_small
 
 
 def vote(t_s, validator, value, reason, *, height=5, fork=0, step="prevote", round=0):
@@ -61,7 +60,7 @@ def test_liquidations_are_counted_per_height_and_the_pause_is_said():
 
 def test_narrated_run_tells_the_story_in_order(tmp_path):
     scenario = write_small(tmp_path, "paradex-2026", extra=FAULTS)
-    result = l2sim("run", str(scenario), "--narrate", "--step", "--quiet", stdin=subprocess.DEVNULL)
+    result = l2sim("run", str(scenario), "--small", "--narrate", "--step", "--quiet", stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     for needle in ("the network splits into", "crashes", "alarm goes off", "halts at height", "signs its view",

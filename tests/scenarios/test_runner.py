@@ -5,12 +5,10 @@ seed gives the same digest in any process."""
 import json
 import os
 import subprocess
-import tomllib
 import sys
-from pathlib import Path
 
+import jsonschema
 import pytest
-import tomli_w
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -19,45 +17,27 @@ from chain.execution import build_block
 from chain.state import get_balance
 from scenarios.loader import get_bundled_names, load_scenario
 from scenarios.report import build_report, is_report_ok
+from scenarios.report_model import Report, report_json_schema
 from scenarios.runner import apply_certified_plan, run_scenario_once
-from scenarios.strategies import fault_schedules
+from scenarios.strategies import fault_overrides
 
-SMALL = """
-[chain]
-accounts = 200
-heights = 26
-[incident]
-start_height = {start}
-duration_blocks = {duration}
-[detection]
-delay_blocks = {delay}
-[workload]
-traders = 60
-keepers = 2
-profit_takers = 4
-trade_probability = 0.05
-max_liquidations_per_keeper = 20
-"""
+REPORT_SCHEMA = report_json_schema()
 
 
-def write_small(tmp_path: Path, extends: str, *, start=10, duration=4, delay=2, extra="") -> Path:
-    """A scaled-down copy of a bundled scenario: same faults and response, fewer accounts."""
-    path = tmp_path / f"small-{extends}.toml"
-    text = f'name = "small-{extends}"\nextends = "{extends}"\n' + SMALL.format(
-        start=start, duration=duration, delay=delay) + extra
-    path.write_text(text)
-    return path
-
-
-def run_small(tmp_path, extends="paradex-2026", memo=True, **kwargs):
-    scenario = load_scenario(str(write_small(tmp_path, extends, **kwargs)))
+def run_small(name="paradex-2026", *, memo=True, overrides=None):
+    """A bundled scenario run with the small preset (`l2sim run NAME --small`); every report it
+    makes must validate against the published report schema and read back unchanged."""
+    scenario = load_scenario(name, small=True, overrides=overrides)
     run, virtual_s, wall_s = run_scenario_once(scenario, memo=memo)
-    return run, build_report(run, virtual_s, wall_s)
+    report = build_report(run, virtual_s, wall_s)
+    jsonschema.validate(report, REPORT_SCHEMA)
+    assert Report.model_validate(report).to_dict() == report
+    return run, report
 
 
 @pytest.fixture(scope="module")
-def paradex_small(tmp_path_factory):
-    return run_small(tmp_path_factory.mktemp("paradex"))
+def paradex_small():
+    return run_small()
 
 
 def failed(report):
@@ -68,8 +48,8 @@ def failed(report):
 
 
 @pytest.mark.parametrize("name", get_bundled_names())
-def test_every_bundled_scenario_holds_all_its_checks(tmp_path, name):
-    run, report = run_small(tmp_path, name)
+def test_every_bundled_scenario_holds_all_its_checks(name):
+    run, report = run_small(name)
     assert is_report_ok(report), failed(report)
     assert report["schema_version"] == 1 and report["scenario"] == f"small-{name}"
     if name == "final-withdrawals":
@@ -126,35 +106,36 @@ def test_compensation_is_paid_from_the_vault_in_the_first_block_after_restart(pa
 
 @settings(max_examples=3, deadline=None)
 @given(start=st.integers(6, 12), duration=st.integers(1, 5), delay=st.integers(0, 3))
-def test_any_incident_start_length_and_detection_delay_recovers(tmp_path_factory, start, duration, delay):
-    run, report = run_small(tmp_path_factory.mktemp("h"), start=start, duration=duration, delay=delay)
+def test_any_incident_start_length_and_detection_delay_recovers(start, duration, delay):
+    run, report = run_small(overrides={"incident.start_height": start, "incident.duration_blocks": duration,
+                                       "detection.delay_blocks": delay})
     assert is_report_ok(report), failed(report)
     assert run.plan.target_height == start - 1
     assert run.halt_height == start + delay
 
 
-def test_a_partition_during_the_vote_never_yields_two_certificates(tmp_path):
-    extra = "\n[[network.partitions]]\nstart_s = 5.0\nend_s = 700.0\ngroups = [[0, 1], [2, 3]]\n"
-    path = write_small(tmp_path, "paradex-2026", extra="\n[response]\npause_s = 600.0\n" + extra)
-    run, virtual_s, wall_s = run_scenario_once(load_scenario(str(path)))
+def test_a_partition_during_the_vote_never_yields_two_certificates():
+    partition = {"start_s": 5.0, "end_s": 700.0, "groups": [[0, 1], [2, 3]]}
+    run, report = run_small(overrides={"response.pause_s": 600.0, "network.partitions": [partition]})
     plan_decisions = {d.block_hash for label, trace in run.traces if label == "plan" for d in trace.decisions}
     assert len(plan_decisions) == 1
-    report = build_report(run, virtual_s, wall_s)
     assert is_report_ok(report), failed(report)
     certified_at = next(e["time_s"] for e in report["timeline"] if e["event"] == "rollback certificate")
     assert certified_at >= 700.0  # not before the partition healed: neither side holds 2/3
 
 
-def test_execution_memo_does_not_change_the_report(tmp_path):
-    _, with_memo = run_small(tmp_path, memo=True)
-    _, without = run_small(tmp_path, memo=False)
+def test_execution_memo_does_not_change_the_report():
+    _, with_memo = run_small(memo=True)
+    _, without = run_small(memo=False)
     assert with_memo["digest"] == without["digest"]
 
 
 def test_no_certificate_without_two_thirds_of_honest_power_exits_1(tmp_path):
-    extra = '\n[validators]\nbyzantine = [{ index = 0, behaviour = "crash" }, { index = 1, behaviour = "wrong-root" }]\n'
-    path = write_small(tmp_path, "paradex-2026", extra=extra)
-    result = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path), "--quiet", "--seed", "3"],
+    path = tmp_path / "two-faulty.toml"
+    path.write_text('name = "two-faulty"\nextends = "paradex-2026"\n[validators]\n'
+                    'byzantine = [{ index = 0, behaviour = "crash" }, { index = 1, behaviour = "wrong-root" }]\n')
+    result = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path), "--small", "--quiet",
+                             "--seed", "3"],
                             capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     assert f"reproduce with: l2sim run {path} --seed 3" in result.stdout + result.stderr
@@ -163,23 +144,22 @@ def test_no_certificate_without_two_thirds_of_honest_power_exits_1(tmp_path):
 # ---------------------------------------------------------------- determinism and the command
 
 
-def _digest_in_subprocess(path: Path, hash_seed: str) -> str:
+def _digest_in_subprocess(name: str, hash_seed: str) -> str:
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    out = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", str(path), "--json", "-", "--quiet"],
+    out = subprocess.run([sys.executable, "-m", "scenarios.cli", "run", name, "--small", "--json", "-", "--quiet"],
                          capture_output=True, text=True, env=env, timeout=600, check=True).stdout
     return json.loads(out)["digest"]
 
 
-def test_same_seed_same_digest_across_processes_and_hash_seeds(tmp_path):
-    path = write_small(tmp_path, "paradex-2026")
-    assert _digest_in_subprocess(path, "0") == _digest_in_subprocess(path, "12345")
+def test_same_seed_same_digest_across_processes_and_hash_seeds():
+    assert _digest_in_subprocess("paradex-2026", "0") == _digest_in_subprocess("paradex-2026", "12345")
 
 
 def test_data_dir_is_readable_by_inspect(tmp_path):
-    path = write_small(tmp_path, "paradex-2026")
     data = tmp_path / "run"
     cli = [sys.executable, "-m", "scenarios.cli"]
-    subprocess.run(cli + ["run", str(path), "--quiet", "--data-dir", str(data)], check=True, timeout=600)
+    subprocess.run(cli + ["run", "paradex-2026", "--small", "--quiet", "--data-dir", str(data)], check=True,
+                   timeout=600)
     report = json.loads((data / "report.json").read_text())
     account = report["incident"]["liquidated_accounts"][0]
     out = subprocess.run(cli + ["inspect", str(data), "--height", "3", "--account", account, "--json"],
@@ -199,31 +179,29 @@ def test_the_installed_console_script_runs():
     assert "paradex-2026" in result.stdout
 
 
+# The size the pinned examples below were found at (the small preset is smaller).
+EXAMPLES_SIZE = {"chain.accounts": 200, "chain.heights": 26, "workload.traders": 60}
+
+
 @settings(max_examples=max(4, settings.default.max_examples // 5), deadline=None)  # ci: 4, thorough: 100
-@given(faults=fault_schedules(4, horizon_s=120.0))
+@given(faults=fault_overrides(4, horizon_s=120.0))
 @example(faults={  # plan engines wandered on to later heights of the new fork and signed votes there
-    "validators": {"byzantine": []},
-    "network": {"drop_rate": 0.0576, "duplicate_rate": 0.0724,
-                "crashes": [{"node": 0, "at_s": 34.1, "restart_s": 71.5}],
-                "partitions": [{"start_s": 73.8, "end_s": 120.0, "groups": [[1], [0, 2, 3]]},
-                               {"start_s": 100.3, "end_s": 116.5, "groups": [[0, 2, 3], [1]]}]}})
+    "validators.byzantine": [],
+    "network.drop_rate": 0.0576, "network.duplicate_rate": 0.0724,
+    "network.crashes": [{"node": 0, "at_s": 34.1, "restart_s": 71.5}],
+    "network.partitions": [{"start_s": 73.8, "end_s": 120.0, "groups": [[1], [0, 2, 3]]},
+                           {"start_s": 100.3, "end_s": 116.5, "groups": [[0, 2, 3], [1]]}]})
 @example(faults={  # a validator down through the plan vote restarted the new fork on the old head
-    "validators": {"byzantine": []},
-    "network": {"drop_rate": 0.0, "duplicate_rate": 0.0045,
-                "crashes": [{"node": 0, "at_s": 20.08, "restart_s": 120.0},
-                            {"node": 0, "at_s": 9.28, "restart_s": 60.0}],
-                "partitions": [{"start_s": 107.9, "end_s": 113.4, "groups": [[0, 1, 2], [3]]}]}})
-def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(tmp_path_factory, faults):
+    "validators.byzantine": [],
+    "network.drop_rate": 0.0, "network.duplicate_rate": 0.0045,
+    "network.crashes": [{"node": 0, "at_s": 20.08, "restart_s": 120.0},
+                        {"node": 0, "at_s": 9.28, "restart_s": 60.0}],
+    "network.partitions": [{"start_s": 107.9, "end_s": 113.4, "groups": [[0, 1, 2], [3]]}]})
+def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(faults):
     """Real chain, real re-execution and signatures: agreement, validity, liveness and the whole
     recovery hold for random lossy links, partitions that heal, and a Byzantine minority."""
-    base = tomllib.loads(SMALL.format(start=10, duration=3, delay=2))
-    base["response"] = {"pause_s": 60.0}
-    base.update(faults)
-    text = 'name = "faults"\nextends = "paradex-2026"\n' + tomli_w.dumps(base)
-    path = tmp_path_factory.mktemp("faults") / "faults.toml"
-    path.write_text(text)
-    run, virtual_s, wall_s = run_scenario_once(load_scenario(str(path)))
-    report = build_report(run, virtual_s, wall_s)
+    overrides = {**EXAMPLES_SIZE, "incident.duration_blocks": 3, "response.pause_s": 60.0, **faults}
+    run, report = run_small(overrides=overrides)
     assert is_report_ok(report), (failed(report), faults)
 
 

@@ -1,0 +1,87 @@
+"""The package's hypothesis strategies keep their promises: runnable scenarios run, broken
+ones do not load, fault overrides fit the API, and no two layers share a strategy name."""
+
+import inspect
+
+from hypothesis import find, given, settings
+from hypothesis import strategies as st
+
+import chain.strategies
+import consensus.strategies
+import scenarios
+import scenarios.strategies
+from scenarios import errors
+from scenarios.strategies import byzantine_entries, fault_overrides, scenario_dicts
+
+
+@settings(max_examples=6, deadline=None)
+@given(scenario_dicts())
+def test_a_drawn_scenario_loads_and_runs_to_a_report(data):
+    report = scenarios.run(data)
+    assert report.scenario == data["name"] and report.seed == data["seed"]
+    assert report.checks, "a run reports its checks"
+
+
+@settings(deadline=None)
+@given(scenario_dicts())
+def test_a_drawn_scenario_keeps_one_validator_honest_and_stays_small(data):
+    scenario = scenarios.load(data)
+    assert len(scenario.validators.byzantine) < scenario.validators.count
+    assert scenario.chain.heights <= 30 and scenario.chain.accounts <= 80
+
+
+@settings(deadline=None)
+@given(scenario_dicts(runnable=False))
+def test_the_wide_space_still_validates(data):
+    assert isinstance(scenarios.load(data), scenarios.Scenario)
+
+
+@settings(deadline=None)
+@given(scenario_dicts(broken=True))
+def test_broken_draws_are_broken_or_harmless(data):
+    try:
+        scenarios.load(data)
+    except errors.ScenarioError as e:
+        assert "\n" not in str(e)
+
+
+def _fails_to_load(data) -> bool:
+    try:
+        scenarios.load(data)
+    except errors.ScenarioError:
+        return True
+    return False
+
+
+def test_broken_draws_include_files_that_do_not_load():
+    """A bad-input strategy whose every draw loads would test nothing."""
+    found = find(scenario_dicts(broken=True), _fails_to_load, settings=settings(database=None, max_examples=200))
+    assert _fails_to_load(found)
+
+
+@settings(deadline=None)
+@given(st.integers(2, 7).flatmap(lambda count: st.tuples(st.just(count), fault_overrides(count, horizon_s=60.0))))
+def test_fault_overrides_apply_to_a_scenario_of_that_size(drawn):
+    count, faults = drawn
+    scenario = scenarios.load("paradex-2026", small=True, overrides={"validators.count": count, **faults})
+    assert 3 * len(scenario.validators.byzantine) < count
+    assert all(p.end_s <= 60.0 for p in scenario.network.partitions)
+
+
+@settings(deadline=None)
+@given(byzantine_entries(4, min_faulty=1, max_faulty=1))
+def test_byzantine_entries_honours_its_bounds(entries):
+    assert len(entries) == 1 and 0 <= entries[0]["index"] < 4
+
+
+def test_strategy_names_do_not_collide_across_layers():
+    modules = [chain.strategies, consensus.strategies, scenarios.strategies]
+    seen: dict[str, str] = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            if name.startswith("_") or not callable(value) or getattr(value, "__module__", None) != module.__name__:
+                continue
+            if inspect.isclass(value):
+                continue
+            assert name not in seen, f"{name} is in both {seen[name]} and {module.__name__}"
+            seen[name] = module.__name__
