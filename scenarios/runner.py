@@ -470,7 +470,10 @@ def run_plan_phase(run: Run, start_s: float) -> float:
         node.plan_certificate = certificate
         if run.plan is None and node.is_honest:
             run.plan, run.certificate = plan, certificate
-            run.timeline.note("rollback certificate", holder[0].loop.now_us / 1e6, plan.target_height,
+            # holder is empty when a validator with 2/3 of the power decides alone, while the
+            # simulation is created (at its start time)
+            now_s = holder[0].loop.now_us / 1e6 if holder else start_s + VIEW_GATHER_S
+            run.timeline.note("rollback certificate", now_s, plan.target_height,
                               f"plan 0x{plan.hash.hex()[:16]} signed by {len(certificate.votes)} validators")
 
     def make_kit(index: int):
