@@ -37,6 +37,26 @@ BAD_FILES = [
         'name = "x"\n[[network.partitions]]\nstart_s = 10\nend_s = 5\ngroups = [[0, 1], [2, 3]]\n',
         "bad.toml:4: network.partitions[0].end_s: 5.0 is not after start_s = 10.0",
     ),
+    (
+        "all byzantine",
+        'name = "x"\n[validators]\ncount = 2\nbyzantine = [{index = 0, behaviour = "crash"}, '
+        '{index = 1, behaviour = "amnesia"}]\n',
+        "bad.toml:4: validators.byzantine: all 2 validators are Byzantine",
+    ),
+    ("drop everything", 'name = "x"\n[network]\ndrop_rate = 1.0\n', "bad.toml:3: network.drop_rate: 1.0 is not a rate"),
+    (
+        "random-regular of 5",
+        'name = "x"\n[validators]\ncount = 5\ntopology = "random-regular"\n',
+        'bad.toml:4: validators.topology: "random-regular" links each validator to 3 others',
+    ),
+    ("geo of 2", 'name = "x"\n[validators]\ncount = 2\ntopology = "geo"\n', "bad.toml:4: validators.topology:"),
+    ("too many validators", 'name = "x"\n[validators]\ncount = 128\n', "bad.toml:3: validators.count: 128"),
+    (
+        "halt after the last height",
+        'name = "x"\n[chain]\nheights = 26\n[incident]\nstart_height = 22\n[detection]\ndelay_blocks = 5\n',
+        "bad.toml:7: detection.delay_blocks: incident.start_height + detection.delay_blocks = 22 + 5 is past "
+        "chain.heights = 26",
+    ),
 ]
 
 
