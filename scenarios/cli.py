@@ -37,14 +37,44 @@ EXIT_BAD_INPUT = 2
 
 
 class _Group(click.Group):
-    """A click group that turns the typed input errors of any command into one line and exit 2."""
+    """A click group that turns the typed input errors of any command, and click's own usage
+    errors (unknown option, missing argument, bad value), into one line and exit 2."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `l2sim` alone prints the help
+        except click.UsageError as e:
+            _echo_error(compute_usage_line(e))
+            raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ScenarioError, ChainError) as e:
-            click.echo(f"l2sim: {' '.join(str(e).split())}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+            _echo_error(str(e))
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            _echo_error(compute_usage_line(e))
+        ctx.exit(EXIT_BAD_INPUT)
+
+
+def _echo_error(text: str) -> None:
+    click.echo(f"l2sim: {' '.join(text.split())}", err=True)
+
+
+def compute_usage_line(error: click.UsageError) -> str:
+    """`run: no such option: --bogus`: the subcommand (when there is one) and click's message."""
+    message = error.format_message()
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    ctx = error.ctx
+    if ctx is not None and ctx.parent is not None:
+        return f"{ctx.info_name}: {message}"
+    return message
 
 
 @click.group(cls=_Group)

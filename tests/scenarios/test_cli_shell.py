@@ -190,6 +190,31 @@ def test_inspect_prints_text_without_json(runner_calls, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "paradex-2026", "--bogus"], "l2sim: run: no such option '--bogus'"),
+        (["run"], "l2sim: run: missing argument 'SCENARIO'"),
+        (["run", "paradex-2026", "--seed", "seven"], "l2sim: run: invalid value for '--seed'"),
+        (["inspect", "somewhere", "--height", "1"], "l2sim: inspect: invalid value for 'DIR'"),
+        (["inspect", ".", "--height", "-1"], "l2sim: inspect: invalid value for '--height'"),
+        (["inspect", "."], "l2sim: inspect: missing option '--height'"),
+        (["bogus"], "l2sim: no such command 'bogus'"),
+        (["--bogus"], "l2sim: no such option '--bogus'"),
+    ],
+)
+def test_click_usage_errors_give_one_line_and_exit_2(tmp_path, monkeypatch, runner_calls, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(invoke(*args), expected)
+    assert runner_calls.calls == []
+
+
+def test_help_is_still_the_full_usage():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    assert "--data-dir" in result.stdout and len(result.stdout.splitlines()) > 5
+
+
+@pytest.mark.parametrize(
     "text, sentence",
     [
         ("One. Two.", "One."),
