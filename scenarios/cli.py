@@ -4,18 +4,20 @@ Exit status: 0 the command did its work (for `run`: every check held); 1 `run`
 finished but a check failed (the report is still written); 2 bad input, printed
 as one line `l2sim: FILE:LINE: FIELD: REASON` on stderr, without a traceback.
 
-`run` and `inspect` call into `scenarios.runner`, imported only when they run so
-that `list`, `show` and `schema` stay fast and work without the chain's heavy
-dependencies loaded. The runner is expected to provide:
+`run` and `inspect` call into the runner and the chain, imported only when they run
+so that `list`, `show` and `schema` stay fast and work without the chain's heavy
+dependencies loaded. `run` checks its output paths (`--json`, `--data-dir`) before
+anything runs, so a run is never lost to a path it cannot write. They call:
 
-    run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None,
-                 quiet: bool, reproduce: str) -> bool
+    scenarios.report.run_scenario(scenario: Scenario, *, json_path: str | None,
+                                  data_dir: str | None, quiet: bool, reproduce: str) -> bool
         Run the (seed-resolved) scenario; write the JSON report to `json_path`
-        ("-" for stdout, None for none); save the chain under `data_dir` when given;
-        print the terminal summary unless `quiet`; name `reproduce` in it on failure.
-        True when every check held.
+        ("-" for stdout, None for none); save the run under `data_dir` (new or empty)
+        when given; print the terminal summary unless `quiet`; name `reproduce` in it
+        on failure. True when every check held.
 
-    inspect_run(data_dir: str, *, height: int, account: str | None) -> dict
+    scenarios.inspect.inspect_run(data_dir: str, *, height: int, account: str | None,
+                                  validator: int | None) -> dict
         Historical state of a saved run: at least {height, state_root} and, with
         an account, {balance, nonce}; JSON-ready values (ints, 0x-hex strings).
 """
@@ -29,6 +31,7 @@ import click
 from chain.errors import ChainError
 from scenarios.errors import ScenarioError
 from scenarios.loader import dump_scenario, get_bundled_names, load_scenario
+from scenarios.output import check_data_dir, check_output_file, prepare_data_dir
 from scenarios.schema import MAX_SEED, scenario_json_schema
 
 EXIT_OK = 0
@@ -109,19 +112,26 @@ def schema_command() -> None:
 @click.argument("scenario")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Override the scenario's seed.")
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, writable=True),
-    default=None,
-    help="Save the chain here for `l2sim inspect`.",
-)
+@click.option("--data-dir", metavar="DIR", default=None,
+              help="Save the run here (a new or empty directory) for `l2sim inspect`.")
+@click.option("--force", is_flag=True, help="Replace the saved run already in --data-dir.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
-def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool) -> None:
+def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, force: bool,
+                quiet: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
     resolved = load_scenario(scenario)
     if seed is not None:
         resolved = resolved.model_copy(update={"seed": seed})
     reproduce = shlex.join(["l2sim", "run", scenario, "--seed", str(resolved.seed)])
+    if force and data_dir is None:
+        raise click.UsageError("--force replaces a saved run: it needs --data-dir")
+    # Every path is checked before anything changes on disk, and before the run.
+    if data_dir is not None:
+        check_data_dir(data_dir, force=force)
+    if json_path is not None:
+        check_output_file(json_path, "--json")
+    if data_dir is not None:
+        prepare_data_dir(data_dir, force=force)
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
@@ -133,12 +143,14 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--height", type=click.IntRange(min=0), required=True, help="Block height to read.")
 @click.option("--account", default=None, help="Account address (0x-hex) to read at that height.")
+@click.option("--validator", type=click.IntRange(min=0), default=None,
+              help="Read this validator's chain (default: the furthest honest one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def inspect_command(data_dir: str, height: int, account: str | None, as_json: bool) -> None:
-    """Historical state at --height of a run saved with `l2sim run --data-dir DIR`."""
-    from scenarios.report import inspect_run  # the runner loads the chain; only `inspect` needs it
+def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, as_json: bool) -> None:
+    """Historical state at --height of a run saved with `l2sim run --data-dir DIR` (read-only)."""
+    from scenarios.inspect import inspect_run  # loads the chain; only `inspect` needs it
 
-    state = inspect_run(data_dir, height=height, account=account)
+    state = inspect_run(data_dir, height=height, account=account, validator=validator)
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True))
     else:

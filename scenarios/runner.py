@@ -61,6 +61,7 @@ from consensus.network import CrashFault, LinkProfile, Partition, run_until, sec
 from consensus.sim import SimConfig, Simulation, Trace, build_network, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
+from scenarios.inspect import start_saved_run
 from scenarios.market import derive_seed
 from scenarios.recovery import Recovery, compute_recovery
 from scenarios.schema import Scenario
@@ -197,7 +198,7 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
     """Genesis, keys, journals and every validator's chain view; nothing runs yet."""
     seed = scenario.seed
     if data_dir is not None:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        start_saved_run(data_dir, scenario)  # a new or empty directory; the manifest goes first
         store: Store = SQLiteStore(Path(data_dir) / "chain.sqlite")
     else:
         store = MemoryStore()
