@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--scenario", default="small", help="a bundled name or TOML path (default: defaults only)")
     parser.add_argument("--heights", type=int, default=10, help="heights each count runs to")
     parser.add_argument("--budget-s", type=float, default=60.0, help="wall seconds each count may spend")
-    parser.add_argument("--counts", default=f"1,4,8,16,32,64,{MAX_VALIDATORS}", help="validator counts, comma-separated")
+    parser.add_argument("--counts", default=f"1,4,8,16,{MAX_VALIDATORS},{2 * MAX_VALIDATORS}",
+                        help="validator counts, comma-separated (past the schema's maximum too)")
     args = parser.parse_args()
     if args.scenario == "small":
         from scenarios.schema import Scenario

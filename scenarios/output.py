@@ -99,11 +99,13 @@ def is_saved_run(directory: str | os.PathLike[str]) -> bool:
     return any((Path(directory) / name).is_file() for name in (MANIFEST_NAME, CHAIN_NAME))
 
 
-def check_data_dir(path: str, *, force: bool, option: str = "--data-dir") -> None:
+def check_data_dir(path: str, *, force: bool, option: str = "--data-dir",
+                   force_hint: str = "pass --force to replace it") -> None:
     """Refuse, without changing anything, a data directory a run may not write into.
 
     New (its parent exists) or empty: fine. Holding a saved run: only with `force`.
     Anything else in it: never (a saved run is the only thing `force` replaces).
+    `option` and `force_hint` name the setting and the way out in the error line.
     """
     directory = Path(path)
     if not directory.exists():
@@ -118,7 +120,7 @@ def check_data_dir(path: str, *, force: bool, option: str = "--data-dir") -> Non
         raise UsedDataDirError("is not empty and holds no l2sim run; give a new or empty directory",
                                file=path, field=option)
     if not force:
-        raise UsedDataDirError("already holds an l2sim run; pass --force to replace it", file=path, field=option)
+        raise UsedDataDirError(f"already holds an l2sim run; {force_hint}", file=path, field=option)
     _check_directory_takes_files(directory, path, option)
 
 

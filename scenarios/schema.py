@@ -138,7 +138,9 @@ class ByzantineValidator(_Model):
 class ValidatorsConfig(_Model):
     """The validator set."""
 
-    count: int = Field(4, ge=1, le=MAX_VALIDATORS, description="Number of validators.")
+    count: int = Field(
+        4, ge=1, le=MAX_VALIDATORS, description="Number of validators (each height costs about count^2 messages)."
+    )
     byzantine: Annotated[tuple[ByzantineValidator, ...], _LAX_ARRAY] = Field(
         (), description="Validators that misbehave; the others are honest."
     )
