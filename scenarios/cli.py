@@ -70,7 +70,7 @@ def _echo_error(text: str) -> None:
 
 
 def compute_usage_line(error: click.UsageError) -> str:
-    """`run: no such option: --bogus`: the subcommand (when there is one) and click's message."""
+    """`run: no such option '--bogus'.`: the subcommand (when there is one) and click's message."""
     message = error.format_message()
     if message[:1].isupper() and message[1:2].islower():
         message = message[0].lower() + message[1:]
