@@ -111,7 +111,7 @@ def read_manifest(data_dir: str) -> dict:
 def open_saved_store(data_dir: str) -> SQLiteStore:
     """The run's chain store, opened read-only."""
     path = Path(data_dir) / CHAIN_NAME
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:  # empty: killed while SQLite created it
         raise SavedRunError(f"holds no {CHAIN_NAME} yet (the run stopped before genesis)", file=data_dir)
     return SQLiteStore(path, read_only=True)
 

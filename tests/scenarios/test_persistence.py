@@ -91,8 +91,9 @@ def test_a_run_claims_only_a_new_or_empty_directory(tmp_path):
         (lambda d: (d / "run.json").write_text('{"format": "l2sim-run-1", "valid'), "run.json cannot be read"),
         (lambda d: (d / "run.json").write_text('{"format": "other"}'), "run.json has format 'other'"),
         (lambda d: None, "holds no chain.sqlite yet"),
+        (lambda d: (d / "chain.sqlite").write_bytes(b""), "holds no chain.sqlite yet"),
     ],
-    ids=["no manifest", "truncated manifest", "foreign manifest", "no chain"],
+    ids=["no manifest", "truncated manifest", "foreign manifest", "no chain", "empty chain file"],
 )
 def test_inspect_refuses_what_is_not_a_readable_run_in_one_line(tmp_path, plant, expected):
     directory = _manifest_dir(tmp_path)
