@@ -259,7 +259,7 @@ def _run_and_kill(path: Path, directory: Path, is_far_enough) -> None:
     "is_far_enough",
     [
         lambda fork, height: height >= 3,  # early in the chain phase
-        lambda fork, height: fork == 0 and height >= 11,  # inside the glitch, before the halt
+        lambda fork, height: fork == 0 and height >= 10,  # inside the glitch (from height 10), before the halt
         lambda fork, height: fork == 1 and height >= 16,  # after the rollback and restart
     ],
     ids=["height 3", "during the glitch", "after the restart"],
