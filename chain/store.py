@@ -8,6 +8,8 @@ snapshot is nothing but a root. Two stores:
 - `SQLiteStore`: one SQLite file in WAL mode; writes collect in memory and land in one
   transaction per `commit()` (once per block), so a crash loses at most the block in flight
   and never leaves half a block. Reopened after a restart, every committed root is readable.
+  `read_only=True` opens a saved run for reading (even while its run still writes): the file
+  is never created, changed or switched to WAL, and a file that is not an l2sim store is refused.
 
 Both also keep keccak preimages (hashed address -> address, hashed slot -> slot) so that a
 diff can name the accounts and slots it finds, and a small key/value table for the chain
@@ -17,6 +19,7 @@ views' own records (block logs) so that they persist in the same file and transa
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -114,17 +117,23 @@ class SQLiteStore(MemoryStore):
     immutable, so the cache never goes stale.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         super().__init__()
         self.path = str(path)
+        self.read_only = read_only
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            if read_only:
+                self._db = _connect_read_only(self.path)
+            else:
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as error:
             raise StoreError(self.path, f"not an l2sim store ({error})") from None
+        if row is None and read_only:
+            raise StoreError(self.path, "not an l2sim store (no format record)")
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
         elif row[0] != _FORMAT:
@@ -198,6 +207,8 @@ class SQLiteStore(MemoryStore):
         """Write every pending node, preimage and record in one SQLite transaction."""
         if not (self._pending_nodes or self._pending_preimages or self._pending_records):
             return
+        if self.read_only:
+            raise StoreError(self.path, "opened read-only: nothing may be written")
         nodes = self._pending_nodes
         records = self._pending_records
         with self._transaction() as db:
@@ -236,15 +247,37 @@ class SQLiteStore(MemoryStore):
             raise
         self._db.execute("COMMIT")
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the file, whatever a writer commits meanwhile."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
     def close(self) -> None:
-        """Commit what is pending and close the file."""
+        """Commit what is pending and close the file (left as one self-contained file, out of WAL)."""
         self.commit()
+        if not self.read_only:
+            try:  # so that a reader opening it read-only later needs no -wal/-shm files beside it
+                self._db.execute("PRAGMA journal_mode=DELETE")
+            except sqlite3.OperationalError:
+                pass  # a reader holds it open: it stays in WAL, which reads the same
         self._db.close()
 
     @property
     def node_count(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()
         return count + sum(1 for v in self._pending_nodes.values() if v is not _DELETED)
+
+
+def _connect_read_only(path: str) -> sqlite3.Connection:
+    """A connection that can only read `path` (`mode=ro`): no file created, no schema, no pragma."""
+    if not Path(path).is_file():
+        raise StoreError(path, "no such file")
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 
 Store = MemoryStore

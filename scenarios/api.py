@@ -23,6 +23,7 @@ from typing import Any
 
 from scenarios.errors import InvalidValueError, OutOfRangeError, ScenarioError, format_value
 from scenarios.loader import format_set_options, load_scenario, load_scenario_table
+from scenarios.output import check_output_file
 from scenarios.report_model import Report
 from scenarios.schema import MAX_SEED, Scenario
 
@@ -63,12 +64,10 @@ def run(
 ) -> Report:
     """Run a scenario to the end and return its report (`report.ok`: every check held).
 
-    `seed` replaces the scenario's seed. `data_dir` saves the chain there for
-    `l2sim inspect` (it must not hold a saved run already). `events` (the event log) is
-    not available through this version of the API and raises NotImplementedError.
+    `seed` replaces the scenario's seed. `data_dir` saves the run there for
+    `l2sim inspect` and `l2sim report` (it must not hold a saved run already). `events`
+    writes the event log (JSON Lines) to that path; recording it never changes the report.
     """
-    if events is not None:
-        raise NotImplementedError("scenarios.run(events=...): the event log is not available in this version")
     resolved = load(scenario, overrides=overrides, small=small)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
@@ -78,11 +77,17 @@ def run(
         raise DataDirInUseError("already holds a saved run; choose an empty directory", file=os.fspath(data_dir),
                                 value=os.fspath(data_dir))
 
+    if events is not None:
+        check_output_file(os.fspath(events), "events")
+
+    from scenarios.events import EventLog, write_events
+    from scenarios.inspect import finish_saved_run
     from scenarios.report import build_report  # the runner loads the chain: only running needs it
     from scenarios.runner import run_scenario_once
 
     data_path = None if data_dir is None else os.fspath(data_dir)
-    done, virtual_s, wall_s = run_scenario_once(resolved, data_dir=data_path)
+    log = EventLog() if events is not None or data_path is not None else None
+    done, virtual_s, wall_s = run_scenario_once(resolved, data_dir=data_path, events=log)
     try:
         data = build_report(done, virtual_s, wall_s)
     finally:
@@ -90,7 +95,10 @@ def run(
             done.store.close()
     report = Report.model_validate(data)
     if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
-        Path(data_path, "report.json").write_text(report.to_json())
+        finish_saved_run(data_path, data, {n.index: n.view.history.height for n in done.nodes})
+        write_events(log.get_ordered(), Path(data_path) / "events.jsonl")
+    if events is not None:
+        write_events(log.get_ordered(), events)
     if not report.ok and isinstance(scenario, (str, os.PathLike)):
         command = format_reproduce(os.fspath(scenario), resolved.seed, small=small,
                                    set_options=format_set_options(overrides or {}))

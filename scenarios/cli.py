@@ -4,18 +4,20 @@ Exit status: 0 the command did its work (for `run`: every check held); 1 `run`
 finished but a check failed (the report is still written); 2 bad input, printed
 as one line `l2sim: FILE:LINE: FIELD: REASON` on stderr, without a traceback.
 
-`run` and `inspect` call into `scenarios.runner`, imported only when they run so
-that `list`, `show` and `schema` stay fast and work without the chain's heavy
-dependencies loaded. The runner is expected to provide:
+`run` and `inspect` call into the runner and the chain, imported only when they run
+so that `list`, `show` and `schema` stay fast and work without the chain's heavy
+dependencies loaded. `run` checks its output paths (`--json`, `--data-dir`) before
+anything runs, so a run is never lost to a path it cannot write. They call:
 
-    run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None,
-                 quiet: bool, reproduce: str) -> bool
+    scenarios.report.run_scenario(scenario: Scenario, *, json_path: str | None,
+                                  data_dir: str | None, quiet: bool, reproduce: str) -> bool
         Run the (seed-resolved) scenario; write the JSON report to `json_path`
-        ("-" for stdout, None for none); save the chain under `data_dir` when given;
-        print the terminal summary unless `quiet`; name `reproduce` in it on failure.
-        True when every check held.
+        ("-" for stdout, None for none); save the run under `data_dir` (new or empty)
+        when given; print the terminal summary unless `quiet`; name `reproduce` in it
+        on failure. True when every check held.
 
-    inspect_run(data_dir: str, *, height: int, account: str | None) -> dict
+    scenarios.inspect.inspect_run(data_dir: str, *, height: int, account: str | None,
+                                  validator: int | None) -> dict
         Historical state of a saved run: at least {height, state_root} and, with
         an account, {balance, nonce}; JSON-ready values (ints, 0x-hex strings).
 """
@@ -35,6 +37,7 @@ from scenarios.loader import (
     load_scenario,
     parse_set_options,
 )
+from scenarios.output import check_data_dir, check_output_file, prepare_data_dir
 from scenarios.schema import MAX_SEED, scenario_json_schema
 
 EXIT_OK = 0
@@ -43,14 +46,44 @@ EXIT_BAD_INPUT = 2
 
 
 class _Group(click.Group):
-    """A click group that turns the typed input errors of any command into one line and exit 2."""
+    """A click group that turns the typed input errors of any command, and click's own usage
+    errors (unknown option, missing argument, bad value), into one line and exit 2."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # `l2sim` alone prints the help
+        except click.UsageError as e:
+            _echo_error(compute_usage_line(e))
+            raise click.exceptions.Exit(EXIT_BAD_INPUT) from None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (ScenarioError, ChainError) as e:
-            click.echo(f"l2sim: {' '.join(str(e).split())}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+            _echo_error(str(e))
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as e:
+            _echo_error(compute_usage_line(e))
+        ctx.exit(EXIT_BAD_INPUT)
+
+
+def _echo_error(text: str) -> None:
+    click.echo(f"l2sim: {' '.join(text.split())}", err=True)
+
+
+def compute_usage_line(error: click.UsageError) -> str:
+    """`run: no such option '--bogus'.`: the subcommand (when there is one) and click's message."""
+    message = error.format_message()
+    if message[:1].isupper() and message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    ctx = error.ctx
+    if ctx is not None and ctx.parent is not None:
+        return f"{ctx.info_name}: {message}"
+    return message
 
 
 @click.group(cls=_Group)
@@ -114,12 +147,9 @@ def schema_command(of_report: bool) -> None:
 @click.argument("scenario")
 @click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Override the scenario's seed.")
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, writable=True),
-    default=None,
-    help="Save the chain here for `l2sim inspect`.",
-)
+@click.option("--data-dir", metavar="DIR", default=None,
+              help="Save the run here (a new or empty directory) for `l2sim inspect`.")
+@click.option("--force", is_flag=True, help="Replace the saved run already in --data-dir.")
 @click.option("--quiet", is_flag=True, help="No terminal summary.")
 @click.option("--events", "events_path", metavar="PATH", default=None, help="Write the event log here (JSON Lines).")
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
@@ -127,19 +157,24 @@ def schema_command(of_report: bool) -> None:
 @click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
 @_SET_OPTION
 @_SMALL_OPTION
-def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, quiet: bool,
-                events_path: str | None, html_path: str | None, narrate: bool, step: bool,
+def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, force: bool,
+                quiet: bool, events_path: str | None, html_path: str | None, narrate: bool, step: bool,
                 set_options: tuple[str, ...], small: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
-    from scenarios.events import check_writable
-
-    for option, path in (("--events", events_path), ("--html", html_path)):
-        if path is not None:
-            check_writable(option, path)
     resolved = load_with_options(scenario, set_options, small)
     if seed is not None:
         resolved = resolved.model_copy(update={"seed": seed})
     reproduce = format_reproduce(scenario, resolved.seed, small=small, set_options=set_options)
+    if force and data_dir is None:
+        raise click.UsageError("--force replaces a saved run: it needs --data-dir")
+    # Every path is checked before anything changes on disk, and before the run.
+    if data_dir is not None:
+        check_data_dir(data_dir, force=force)
+    for option, path in (("--json", json_path), ("--events", events_path), ("--html", html_path)):
+        if path is not None:
+            check_output_file(path, option)
+    if data_dir is not None:
+        prepare_data_dir(data_dir, force=force)
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
@@ -156,12 +191,14 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--height", type=click.IntRange(min=0), required=True, help="Block height to read.")
 @click.option("--account", default=None, help="Account address (0x-hex) to read at that height.")
+@click.option("--validator", type=click.IntRange(min=0), default=None,
+              help="Read this validator's chain (default: the furthest honest one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def inspect_command(data_dir: str, height: int, account: str | None, as_json: bool) -> None:
-    """Historical state at --height of a run saved with `l2sim run --data-dir DIR`."""
-    from scenarios.report import inspect_run  # the runner loads the chain; only `inspect` needs it
+def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, as_json: bool) -> None:
+    """Historical state at --height of a run saved with `l2sim run --data-dir DIR` (read-only)."""
+    from scenarios.inspect import inspect_run  # loads the chain; only `inspect` needs it
 
-    state = inspect_run(data_dir, height=height, account=account)
+    state = inspect_run(data_dir, height=height, account=account, validator=validator)
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True))
     else:
@@ -175,20 +212,19 @@ def inspect_command(data_dir: str, height: int, account: str | None, as_json: bo
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
 def report_command(data_dir: str, html_path: str | None, json_path: str | None) -> None:
     """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
-    from scenarios.events import check_writable
     from scenarios.html import load_saved_run, write_html
+    from scenarios.output import write_text_atomic
 
-    for option, path in (("--html", html_path), ("--json", None if json_path == "-" else json_path)):
+    for option, path in (("--html", html_path), ("--json", json_path)):
         if path is not None:
-            check_writable(option, path)
+            check_output_file(path, option)
     report, events = load_saved_run(data_dir)
     if html_path is not None:
         write_html(report, events, html_path)
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     elif json_path is not None:
-        with open(json_path, "w", encoding="utf-8") as out:
-            out.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(json_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if html_path is None and json_path is None:
         from rich.console import Console
 

@@ -23,7 +23,8 @@ NO_VALUE: Any = _NoValue()
 
 
 class ScenarioError(Exception):
-    """Raised when a scenario cannot be found, parsed or validated (base class)."""
+    """Raised when a scenario cannot be found, parsed or validated, or another input of a
+    command is bad: an output path, a saved run (base class)."""
 
     def __init__(
         self,
@@ -126,3 +127,18 @@ def format_value(value: Any) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
+
+
+class OutputPathError(ScenarioError):
+    """Raised when an output path (`--json`, `--data-dir`, ...) cannot be written: a missing
+    or read-only directory, a directory given for a file, a file given for a directory."""
+
+
+class UsedDataDirError(OutputPathError):
+    """Raised when a data directory already holds something: a saved run (replaced only with
+    `--force`) or files that are not a run (never replaced)."""
+
+
+class SavedRunError(ScenarioError):
+    """Raised when `l2sim inspect` is pointed at something that is not a readable saved run,
+    or asked for a validator or account it does not hold."""

@@ -16,12 +16,12 @@ keep the order they happened in): the same seed gives the same bytes.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from scenarios.errors import ScenarioError
+from scenarios.output import write_text_atomic
 
 COMMON_FIELDS = ("t_s", "fork", "height", "kind")
 T_S_DECIMALS = 6  # the simulation's clock ticks in microseconds
@@ -116,10 +116,8 @@ def encode_event(event: dict) -> str:
 
 
 def write_events(events: list[dict], path: str | Path) -> None:
-    """Write `events` as JSON Lines (the same events give the same bytes)."""
-    with open(path, "w", encoding="utf-8", newline="\n") as out:
-        for event in events:
-            out.write(encode_event(event) + "\n")
+    """Write `events` as JSON Lines, atomically (the same events give the same bytes)."""
+    write_text_atomic(path, "".join(encode_event(event) + "\n" for event in events))
 
 
 def read_events(path: str | Path) -> list[dict]:
@@ -141,18 +139,6 @@ def read_events(path: str | Path) -> list[dict]:
                 raise EventLogError(str(path), number, f"unknown kind {event['kind']!r}")
             events.append(event)
     return events
-
-
-def check_writable(option: str, path: str) -> None:
-    """Before a run: `path` can be created as a file (its folder exists); else a one-line error."""
-    target = Path(path)
-    if target.is_dir():
-        raise ScenarioError(f"{path!r} is a directory, not a file", field=option, value=path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise ScenarioError(f"cannot write {path!r}: no directory {str(folder)!r}", field=option, value=path)
-    if not os.access(folder, os.W_OK):
-        raise ScenarioError(f"cannot write {path!r}: directory not writable", field=option, value=path)
 
 
 def get_signed(events: list[dict], height: int, fork: int | None = None) -> list[dict]:

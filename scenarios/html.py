@@ -18,6 +18,7 @@ from markupsafe import Markup, escape
 
 from consensus.emergency import PLAN_FORK_BASE
 from scenarios.events import EventLogError, read_events, write_events
+from scenarios.output import write_text_atomic
 from scenarios.explain import CHECKS, TERMS
 from scenarios.narrate import NIL_REASONS, caption_for, format_usd, shorten
 
@@ -508,7 +509,7 @@ def render_html(report: dict, events: list[dict]) -> str:
 def write_html(report: dict, events: list[dict], path: str | Path) -> int:
     """Write the page to `path`; returns its size in bytes."""
     text = render_html(report, events)
-    Path(path).write_text(text, encoding="utf-8")
+    write_text_atomic(path, text)
     return len(text.encode("utf-8"))
 
 

@@ -1,33 +1,22 @@
 """Checks over a finished run, the JSON report (schema_version 1), the terminal summary,
-and the two entry points the `l2sim` command calls: `run_scenario` and `inspect_run`."""
+and the entry point `l2sim run` calls: `run_scenario` (`inspect_run` lives in scenarios.inspect)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
-from pathlib import Path
 
-from chain.errors import ChainError
 from chain.exchange import Liquidated, Traded, decode_events
-from chain.history import History
-from chain.state import get_account
-from chain.store import SQLiteStore
 from consensus.messages import Proposal, Vote
-from scenarios.runner import Run, run_forensics, run_scenario_once
 from scenarios.checks import judge_run
+from scenarios.errors import SavedRunError as InspectError  # noqa: F401  (re-exported: its old home)
+from scenarios.inspect import finish_saved_run, inspect_run  # noqa: F401  (inspect_run re-exported)
+from scenarios.output import write_text_atomic
+from scenarios.runner import Run, run_forensics, run_scenario_once
 from scenarios.schema import Scenario
 
 SCHEMA_VERSION = 1
-
-
-class InspectError(ChainError):
-    """Raised when `l2sim inspect` is pointed at something that is not a saved run."""
-
-    def __init__(self, path: str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
 
 
 def _hex(value: bytes | None) -> str | None:
@@ -322,15 +311,15 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
         narrator.finish()
     report = build_report(run, virtual_s, wall_s)
     if data_dir is not None:
-        Path(data_dir, "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         run.store.close()
+        finish_saved_run(data_dir, report, {n.index: n.view.history.height for n in run.nodes})
     ok = is_report_ok(report)
     if not ok:
         report["reproduce"] = reproduce
     if json_path == "-":
         sys.stdout.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
     elif json_path is not None:
-        Path(json_path).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(json_path, json.dumps(report, indent=2, sort_keys=True) + "\n")
     if log is not None:
         from scenarios.html import save_run_files
 
@@ -343,36 +332,3 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
         sys.stderr.write(f"l2sim: check failed: {', '.join(failed)} (seed {scenario.seed}); "
                          f"reproduce with: {reproduce}\n")
     return ok
-
-
-def inspect_run(data_dir: str, *, height: int, account: str | None) -> dict:
-    """State of a run saved with `--data-dir`, at `height` of its final chain."""
-    path = Path(data_dir) / "chain.sqlite"
-    if not path.is_file():
-        raise InspectError(data_dir, "no saved run here (expected chain.sqlite from `l2sim run --data-dir`)")
-    report_path = Path(data_dir) / "report.json"
-    store = SQLiteStore(path)
-    try:
-        indices = [0]
-        if report_path.is_file():
-            report = json.loads(report_path.read_text())
-            restored = (report.get("restore") or {}).get("restored_roots") or {}
-            indices = sorted(int(i) for i in restored) or list(range(report["validators"]["count"]))
-        # The chain the report describes: the furthest-ahead validator that restored cleanly.
-        history = max((History.open(store, f"validator-{i}") for i in indices), key=lambda h: h.height)
-        header = history.header_at(height)
-        result: dict = {"height": height, "state_root": _hex(header.state_root), "fork_id": header.fork_id,
-                        "block_hash": _hex(header.hash), "transactions": len(history.block_at(height).transactions)}
-        if account is not None:
-            text = account.removeprefix("0x")
-            try:
-                address = bytes.fromhex(text)
-            except ValueError:
-                address = b""
-            if len(address) != 20:
-                raise InspectError(data_dir, f"--account: {account!r} is not a 20-byte hex address")
-            state = get_account(store, header.state_root, address)
-            result.update({"account": "0x" + address.hex(), "balance": state.balance, "nonce": state.nonce})
-        return result
-    finally:
-        store.close()

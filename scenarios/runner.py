@@ -60,6 +60,7 @@ from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
 from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
 from scenarios.events import EventLog
+from scenarios.inspect import start_saved_run
 from scenarios.schema import MARKETS, Scenario
 from validators.behaviours import Honest, get_behaviour
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
@@ -166,7 +167,7 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
     """Genesis, keys, journals and every validator's chain view; nothing runs yet."""
     seed = scenario.seed
     if data_dir is not None:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        start_saved_run(data_dir, scenario)  # a new or empty directory; the manifest goes first
         store: Store = SQLiteStore(Path(data_dir) / "chain.sqlite")
     else:
         store = MemoryStore()
@@ -509,7 +510,7 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
 
     def on_certificate(index: int, plan: RestorePlan, certificate: CommitCertificate) -> None:
         node = setup.nodes[index]
-        now_s = box[0].now_s
+        now_s = box[0].now_s if box else start_s  # a validator holding 2/3 alone may decide at once
         first = not certified
         certified[index] = plan
         apply_certified_plan(setup, node, plan, certificate)

@@ -32,7 +32,14 @@ WITHDRAWAL_POLICIES: tuple[str, ...] = get_args(WithdrawalPolicy)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 
 DEFAULT_INITIAL_PRICES_USD = {"BTC-USD": 95_000.0, "ETH-USD": 3_300.0, "SOL-USD": 190.0}
-MAX_VALIDATORS = 128
+# Each height costs O(count^2) messages (and the runner's per-event bookkeeping O(count)):
+# benchmarks/validators_bench.py measured 2 heights/s at 32 validators, 0.2 at 64 and no
+# height in 60 s at 128. At 32 a small scenario finishes in well under a minute.
+MAX_VALIDATORS = 32
+# The simulated network's shapes (consensus.sim.SimConfig's defaults, which the runner keeps):
+# a random regular graph links each validator to this many others; geo has this many clusters.
+RANDOM_REGULAR_DEGREE = 3
+GEO_CLUSTERS = 3
 MAX_ACCOUNTS = 1_000_000
 MAX_HEIGHTS = 1_000_000
 MAX_SEED = 2**64 - 1
@@ -80,7 +87,20 @@ def _check_probability(p: float) -> float:
     return p
 
 
+def _check_rate(p: float) -> float:
+    # A link that loses (or duplicates) every message is no network: the simulated links
+    # take rates in [0, 1), and with 1.0 no message would ever arrive.
+    if not 0.0 <= p < 1.0:
+        raise PydanticCustomError(
+            "out_of_range",
+            "{reason}",
+            {"reason": f"{format_value(p)} is not a rate in [0, 1) (at 1 every message would be hit)"},
+        )
+    return p
+
+
 Probability = Annotated[float, AfterValidator(_check_probability)]
+LinkRate = Annotated[float, AfterValidator(_check_rate)]
 ValidatorIndex = Annotated[int, Field(ge=0, lt=MAX_VALIDATORS)]
 NonNegativeSeconds = Annotated[float, Field(ge=0.0)]
 _LAX_ARRAY = Field(strict=False)  # TOML arrays are lists; a tuple field takes them, items stay strict
@@ -119,7 +139,9 @@ class ByzantineValidator(_Model):
 class ValidatorsConfig(_Model):
     """The validator set."""
 
-    count: int = Field(4, ge=1, le=MAX_VALIDATORS, description="Number of validators.")
+    count: int = Field(
+        4, ge=1, le=MAX_VALIDATORS, description="Number of validators (each height costs about count^2 messages)."
+    )
     byzantine: Annotated[tuple[ByzantineValidator, ...], _LAX_ARRAY] = Field(
         (), description="Validators that misbehave; the others are honest."
     )
@@ -142,6 +164,16 @@ class ValidatorsConfig(_Model):
                     "inconsistent", path, b.index, f"validator {b.index} is listed twice"
                 )
             seen.add(b.index)
+        if len(self.byzantine) == self.count:
+            raise _invalid(
+                "inconsistent",
+                ("byzantine",),
+                [b.index for b in self.byzantine],
+                f"all {self.count} validators are Byzantine; a run needs at least one honest validator",
+            )
+        topology_error = compute_topology_error(self.topology, self.count)
+        if topology_error is not None:
+            raise _invalid("inconsistent", ("topology",), self.topology, topology_error)
         if self.power is not None and len(self.power) != self.count:
             raise _invalid(
                 "inconsistent",
@@ -150,6 +182,17 @@ class ValidatorsConfig(_Model):
                 f"{len(self.power)} entries for {self.count} validators",
             )
         return self
+
+
+def compute_topology_error(topology: str, count: int) -> str | None:
+    """Why the network cannot be built with `topology` for `count` validators, or None if it can."""
+    degree = RANDOM_REGULAR_DEGREE
+    if topology == "random-regular" and not (degree < count and count * degree % 2 == 0):
+        return (f'"random-regular" links each validator to {degree} others: it needs an even count above '
+                f"{degree}, not count = {count}")
+    if topology == "geo" and count < GEO_CLUSTERS:
+        return f'"geo" spreads validators over {GEO_CLUSTERS} clusters: it needs count >= {GEO_CLUSTERS}, not {count}'
+    return None
 
 
 class Partition(_Model):
@@ -211,8 +254,8 @@ class NetworkConfig(_Model):
 
     latency_ms: float = Field(50.0, ge=0.0, le=600_000.0, description="Mean one-way message delay.")
     jitter_ms: float = Field(10.0, ge=0.0, le=600_000.0, description="Spread of the delay around the mean.")
-    drop_rate: Probability = Field(0.0, description="Probability that a message is lost.")
-    duplicate_rate: Probability = Field(0.0, description="Probability that a message is delivered twice.")
+    drop_rate: LinkRate = Field(0.0, description="Probability that a message is lost (below 1).")
+    duplicate_rate: LinkRate = Field(0.0, description="Probability that a message is delivered twice (below 1).")
     partitions: Annotated[tuple[Partition, ...], _LAX_ARRAY] = Field((), description="Windows of cut links.")
     crashes: Annotated[tuple[Crash, ...], _LAX_ARRAY] = Field((), description="Validators that crash and restart.")
 
@@ -386,6 +429,18 @@ class Scenario(_Model):
                 f"{self.incident.start_height} is not below chain.heights = {heights}",
             )
         halt = self.detection.operator_halt_height
+        delay = self.detection.delay_blocks
+        if halt is None and self.incident.start_height + delay > heights:
+            # The alarm halts at the first bad height + delay_blocks (the glitch is on chain at
+            # start_height at the earliest); past the last height nothing would halt, restore or
+            # be checked, and the run would pass without testing the recovery.
+            raise _invalid(
+                "out_of_range",
+                ("detection", "delay_blocks"),
+                delay,
+                f"incident.start_height + detection.delay_blocks = {self.incident.start_height} + {delay}"
+                f" is past chain.heights = {heights}: the halt would come after the last height",
+            )
         if halt is not None and not self.incident.start_height <= halt <= heights:
             raise _invalid(
                 "out_of_range",

@@ -32,7 +32,14 @@ except ModuleNotFoundError as e:  # pragma: no cover - depends on the environmen
         "scenarios.strategies needs hypothesis: pip install 'l2sim[test]'", name="hypothesis"
     ) from e
 
-from scenarios.schema import BEHAVIOURS, MARKETS, RESPONSE_MODES, TOPOLOGIES, WITHDRAWAL_POLICIES
+from scenarios.schema import (
+    BEHAVIOURS,
+    MARKETS,
+    RESPONSE_MODES,
+    TOPOLOGIES,
+    WITHDRAWAL_POLICIES,
+    compute_topology_error,
+)
 
 MAX_DRAWN_VALIDATORS = 7  # keeps drawn scenarios small enough to run many of them
 MAX_RUNNABLE_VALIDATORS = 5
@@ -196,17 +203,17 @@ def _valid_scenario_dicts(draw: st.DrawFn, *, max_validators: int) -> dict[str, 
     block_time_s = draw(st.sampled_from([0.5, 1.0, 2.0]))
     validators: dict[str, Any] = {
         "count": count,
-        "byzantine": draw(byzantine_entries(count)),
-        "topology": draw(st.sampled_from(TOPOLOGIES)),
+        "byzantine": draw(byzantine_entries(count, max_faulty=count - 1)),  # at least one honest
+        "topology": draw(st.sampled_from([t for t in TOPOLOGIES if compute_topology_error(t, count) is None])),
     }
     if draw(st.booleans()):
         validators["power"] = draw(st.lists(st.integers(1, 100), min_size=count, max_size=count))
-    detection: dict[str, Any] = {
-        "deviation_bps": draw(st.integers(1, 10_000)),
-        "delay_blocks": draw(st.integers(0, 10)),
-    }
+    detection: dict[str, Any] = {"deviation_bps": draw(st.integers(1, 10_000))}
     if draw(st.booleans()):
         detection["operator_halt_height"] = draw(st.integers(start_height, heights))
+        detection["delay_blocks"] = draw(st.integers(0, 10))
+    else:  # the alarm must halt by the last height
+        detection["delay_blocks"] = draw(st.integers(0, min(10, heights - start_height)))
     return {
         "name": draw(st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}", fullmatch=True)),
         "seed": draw(st.integers(0, 2**32)),

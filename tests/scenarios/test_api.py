@@ -137,9 +137,12 @@ def test_a_bad_seed_is_one_scenario_error_line(seed):
         scenarios.run("paradex-2026", small=True, seed=seed)
 
 
-def test_the_event_log_is_refused_rather_than_silently_dropped(tmp_path):
-    with pytest.raises(NotImplementedError):
-        scenarios.run("paradex-2026", small=True, events=tmp_path / "events.jsonl")
+def test_the_event_log_through_the_api_never_changes_the_report(tmp_path):
+    with_log = scenarios.run("paradex-2026", small=True, events=tmp_path / "events.jsonl")
+    without = scenarios.run("paradex-2026", small=True)
+    assert with_log.digest == without.digest
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert lines and all(json.loads(line)["kind"] for line in lines)
 
 
 # ---------------------------------------------------------------- load: names, paths, dicts, overrides

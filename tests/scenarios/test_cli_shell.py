@@ -37,6 +37,26 @@ BAD_FILES = [
         'name = "x"\n[[network.partitions]]\nstart_s = 10\nend_s = 5\ngroups = [[0, 1], [2, 3]]\n',
         "bad.toml:4: network.partitions[0].end_s: 5.0 is not after start_s = 10.0",
     ),
+    (
+        "all byzantine",
+        'name = "x"\n[validators]\ncount = 2\nbyzantine = [{index = 0, behaviour = "crash"}, '
+        '{index = 1, behaviour = "amnesia"}]\n',
+        "bad.toml:4: validators.byzantine: all 2 validators are Byzantine",
+    ),
+    ("drop everything", 'name = "x"\n[network]\ndrop_rate = 1.0\n', "bad.toml:3: network.drop_rate: 1.0 is not a rate"),
+    (
+        "random-regular of 5",
+        'name = "x"\n[validators]\ncount = 5\ntopology = "random-regular"\n',
+        'bad.toml:4: validators.topology: "random-regular" links each validator to 3 others',
+    ),
+    ("geo of 2", 'name = "x"\n[validators]\ncount = 2\ntopology = "geo"\n', "bad.toml:4: validators.topology:"),
+    ("too many validators", 'name = "x"\n[validators]\ncount = 128\n', "bad.toml:3: validators.count: 128"),
+    (
+        "halt after the last height",
+        'name = "x"\n[chain]\nheights = 26\n[incident]\nstart_height = 22\n[detection]\ndelay_blocks = 5\n',
+        "bad.toml:7: detection.delay_blocks: incident.start_height + detection.delay_blocks = 22 + 5 is past "
+        "chain.heights = 26",
+    ),
 ]
 
 
@@ -56,7 +76,8 @@ def assert_one_line_error(result, expected):
 
 @pytest.fixture
 def runner_calls(monkeypatch):
-    """A stand-in `scenarios.report` (the entry points) that records its calls; set `.is_ok` or `.error` to steer it."""
+    """A stand-in `scenarios.report` and `scenarios.inspect` (the entry points) that records its calls;
+    set `.is_ok` or `.error` to steer it."""
     module = types.ModuleType("scenarios.report")
     module.calls = []
     module.is_ok = True
@@ -77,6 +98,7 @@ def runner_calls(monkeypatch):
     module.run_scenario = run_scenario
     module.inspect_run = inspect_run
     monkeypatch.setitem(sys.modules, "scenarios.report", module)
+    monkeypatch.setitem(sys.modules, "scenarios.inspect", module)
     return module
 
 
@@ -145,6 +167,63 @@ def test_run_keeps_the_scenario_seed_without_seed_option(runner_calls):
     assert options["json_path"] is None and options["data_dir"] is None and options["quiet"] is False
 
 
+def _saved_run(directory):
+    """A directory that looks like a finished saved run to the CLI's checks."""
+    directory.mkdir()
+    (directory / "run.json").write_text('{"format": "l2sim-run-1"}\n')
+    (directory / "chain.sqlite").write_bytes(b"old run")
+    return directory
+
+
+@pytest.mark.parametrize(
+    "make_args, expected",
+    [
+        (lambda t: ["--json", "/nonexistent/r.json"], "/nonexistent/r.json: --json: directory /nonexistent does not exist"),
+        (lambda t: ["--json", str(t)], ": --json: is a directory, not a file"),
+        (lambda t: ["--json", "/proc/r.json"], "/proc/r.json: --json: cannot create files in /proc"),
+        (lambda t: ["--data-dir", str(t / "no" / "d")], "--data-dir: directory"),
+        (lambda t: ["--data-dir", str(t / "file.txt")], "file.txt: --data-dir: is not a directory"),
+        (lambda t: ["--data-dir", str(t / "other")], "other: --data-dir: is not empty and holds no l2sim run"),
+        (lambda t: ["--data-dir", str(t / "other"), "--force"], "--data-dir: is not empty and holds no l2sim run"),
+        (lambda t: ["--data-dir", str(t / "old")], "old: --data-dir: already holds an l2sim run; pass --force"),
+        (lambda t: ["--force"], "l2sim: run: --force replaces a saved run: it needs --data-dir"),
+        # the json path is checked before --force empties the data directory
+        (lambda t: ["--data-dir", str(t / "old"), "--force", "--json", "/nonexistent/r.json"], "--json:"),
+    ],
+    ids=["json parent missing", "json is a directory", "json directory refuses files", "data-dir parent missing",
+         "data-dir is a file", "data-dir holds other files", "force never empties other files", "data-dir used",
+         "force alone", "json checked before force"],
+)
+def test_output_paths_are_checked_before_the_run(tmp_path, runner_calls, make_args, expected):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    old = _saved_run(tmp_path / "old")
+    before = {p.name: p.read_bytes() for p in old.iterdir()}
+    assert_one_line_error(invoke("run", "paradex-2026", *make_args(tmp_path)), expected)
+    assert runner_calls.calls == []
+    assert {p.name: p.read_bytes() for p in old.iterdir()} == before  # the earlier run stays readable
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "no").exists()
+
+
+def test_force_replaces_a_saved_run_with_an_empty_directory(tmp_path, runner_calls):
+    old = _saved_run(tmp_path / "old")
+    (old / "journals").mkdir()
+    (old / "journals" / "j.sqlite").write_bytes(b"x")
+    result = invoke("run", "paradex-2026", "--data-dir", str(old), "--force", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert runner_calls.calls[0][2]["data_dir"] == str(old)
+    assert list(old.iterdir()) == []
+
+
+def test_a_new_or_empty_data_dir_is_taken(tmp_path, runner_calls):
+    (tmp_path / "empty").mkdir()
+    for path in (tmp_path / "empty", tmp_path / "new"):
+        assert invoke("run", "paradex-2026", "--data-dir", str(path), "--quiet").exit_code == 0
+        assert path.is_dir()
+
+
 def test_run_exits_1_when_a_check_fails(runner_calls):
     runner_calls.is_ok = False
     assert invoke("run", "paradex-2026").exit_code == 1
@@ -160,13 +239,38 @@ def test_inspect_prints_json_from_the_runner(runner_calls, tmp_path):
     result = invoke("inspect", str(tmp_path), "--height", "3", "--account", "0x01", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"height": 3, "state_root": "0x" + "ab" * 32}
-    assert runner_calls.calls == [("inspect", str(tmp_path), {"height": 3, "account": "0x01"})]
+    assert runner_calls.calls == [("inspect", str(tmp_path), {"height": 3, "account": "0x01", "validator": None})]
 
 
 def test_inspect_prints_text_without_json(runner_calls, tmp_path):
     result = invoke("inspect", str(tmp_path), "--height", "3")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == "height: 3"
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "paradex-2026", "--bogus"], "l2sim: run: no such option '--bogus'"),
+        (["run"], "l2sim: run: missing argument 'SCENARIO'"),
+        (["run", "paradex-2026", "--seed", "seven"], "l2sim: run: invalid value for '--seed'"),
+        (["inspect", "somewhere", "--height", "1"], "l2sim: inspect: invalid value for 'DIR'"),
+        (["inspect", ".", "--height", "-1"], "l2sim: inspect: invalid value for '--height'"),
+        (["inspect", "."], "l2sim: inspect: missing option '--height'"),
+        (["bogus"], "l2sim: no such command 'bogus'"),
+        (["--bogus"], "l2sim: no such option '--bogus'"),
+    ],
+)
+def test_click_usage_errors_give_one_line_and_exit_2(tmp_path, monkeypatch, runner_calls, args, expected):
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(invoke(*args), expected)
+    assert runner_calls.calls == []
+
+
+def test_help_is_still_the_full_usage():
+    result = invoke("run", "--help")
+    assert result.exit_code == 0
+    assert "--data-dir" in result.stdout and len(result.stdout.splitlines()) > 5
 
 
 @pytest.mark.parametrize(
