@@ -59,8 +59,11 @@ def _read_source(name: str) -> bytes:
 
 
 def get_user_cache_dir() -> Path:
-    """Where compiled contracts are cached for this user: `$XDG_CACHE_HOME/l2sim/contracts`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    """Where compiled contracts are cached for this user: `$XDG_CACHE_HOME/l2sim/contracts`,
+    else `$HOME/.cache/l2sim/contracts`; a relative path (no cache) when neither is set, since
+    `expanduser` turns an empty HOME into `/`."""
+    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
+                                                if os.environ.get("HOME") else ".cache")
     return Path(base) / "l2sim" / "contracts"
 
 
