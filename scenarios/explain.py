@@ -133,7 +133,28 @@ TERMS: dict[str, str] = {
     "byzantine": (
         "A validator that breaks the protocol on purpose: it may equivocate, withhold votes, forget its "
         "lock, or propose wrong roots. The protocol tolerates less than a third of the power doing so."),
-    "equivocate": "Sign two different values for the same slot: the evidence that convicts a validator.",
+    "equivocate": (
+        "Sign two different values for the same slot: the evidence that convicts a validator. As a "
+        "behaviour, the equivocators show one block to half of the honest validators and another to the rest."),
+    "withhold": "A Byzantine behaviour: the validator runs the protocol but sends nothing, views included.",
+    "amnesia": "A Byzantine behaviour: the validator forgets its lock at every round (and on restart).",
+    "wrong-root": (
+        "A Byzantine behaviour: the validator proposes blocks and plans whose state root is not what "
+        "execution gives, prevotes anything, and signs a halt view calling every height bad."),
+    "duplicate-votes": (
+        "A Byzantine behaviour: the validator re-signs each of its votes with other valid signatures "
+        "and sends every copy. Honest validators count a validator once per value, whatever it signs again."),
+    "forge-views": (
+        "A Byzantine behaviour: the validator signs halt views with false state roots and a false first "
+        "corrupted height. Honest validators compare each view with their own certified chain, drop it, "
+        "and keep it as evidence that convicts the signer."),
+    "lie-target": (
+        "A Byzantine behaviour: as proposer of the restore plan, the validator picks the views that put "
+        "the rollback target as late as it can. Honest validators prevote a plan only if its target lies "
+        "below the first corrupted height they found on their own chain."),
+    "sync": (
+        "A validator that comes back behind asks a peer for the blocks it missed; it accepts each only "
+        "with a commit certificate it verifies, re-executes it, and runs its own alarm over it."),
     "lamport diagram": (
         "The picture in the report: a lane per validator, time flowing down, an arrow for each message "
         "from the moment it is sent to the moment it arrives."),

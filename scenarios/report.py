@@ -214,7 +214,15 @@ def render_summary(report: dict, console) -> None:
     """The run as a teacher would show it: timeline, incident, certificate, ledgers, checks."""
     from rich.table import Table
 
-    console.print(f"[bold]{report['scenario']}[/bold]  seed {report['seed']}  digest {_short(report['digest'], 20)}")
+    console.print(f"[bold]{report['scenario']}[/bold]  seed {report['seed']}  digest {report['digest']}")
+    byzantine = report["validators"]["byzantine"]
+    console.print(f"{report['validators']['count']} validators, total power {report['validators']['total_power']}; "
+                  + ("Byzantine: " + ", ".join(f"{b['index']} ({b['behaviour']})" for b in byzantine)
+                     if byzantine else "all honest"))
+    if report["checks"].get("agreement", {}).get("status") in ("failed", "exempt"):
+        console.print("[bold red]This run shows a split:[/bold red] honest validators decided different blocks "
+                      f"({report['checks']['agreement']['detail']}); nothing sound can be restored on a split "
+                      "chain, so the recovery was not attempted.")
     timeline = Table(title="Timeline", show_lines=False)
     for column in ("virtual time", "height", "event", "detail"):
         timeline.add_column(column)
@@ -223,9 +231,11 @@ def render_summary(report: dict, console) -> None:
                          entry["event"], entry["detail"])
     console.print(timeline)
     incident = report["incident"]
+    first_bad = incident["first_bad_height"] if incident["first_bad_height"] is not None else "not reached"
+    halt = incident["halt_height"] if incident["halt_height"] is not None else "not reached"
     console.print(
-        f"Incident: {incident['market']} glitch first on chain at height {incident['first_bad_height']}, "
-        f"halt at {incident['halt_height']}; {incident['liquidations']} liquidations of "
+        f"Incident: {incident['market']} glitch first on chain at height {first_bad}, "
+        f"halt at {halt}; {incident['liquidations']} liquidations of "
         f"{len(incident['liquidated_accounts'])} accounts before the halt.")
     restore = report["restore"]
     if restore:
@@ -237,11 +247,16 @@ def render_summary(report: dict, console) -> None:
         console.print(
             f"Rollback certificate: plan {_short(cert['plan_hash'])} signed by validators {cert['signers']} "
             f"(power {cert['power']} of {report['validators']['total_power']})")
+    else:
+        console.print("Restore: not reached (no rollback certificate was formed)")
     rec = report["reconciliation"]
-    console.print(f"Reconciliation: {len(rec['irreversible'])} withdrawals final on L1 inside the window, "
-                  f"{_usd(rec['total'])} settled into the bridge")
     comp = report["compensation"]
-    console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from the vault")
+    if restore:
+        console.print(f"Reconciliation: {len(rec['irreversible'])} withdrawals final on L1 inside the window, "
+                      f"{_usd(rec['total'])} settled into the bridge")
+        console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from the vault")
+    else:
+        console.print("Reconciliation and compensation: not reached")
     if comp["entries"]:
         top = Table(title="Top compensation")
         top.add_column("account")
@@ -258,10 +273,12 @@ def render_summary(report: dict, console) -> None:
         console.print(f"Forensics: validators {report['forensics']['culprits']} convicted by their signed messages")
     checks = Table(title="Checks")
     checks.add_column("check")
-    checks.add_column("ok")
+    checks.add_column("status")
     checks.add_column("detail")
+    shown = {"held": "[green]held[/green]", "exempt": "[yellow]exempt[/yellow]",
+             "failed": "[red]FAILED[/red]", "not_reached": "[red]not reached[/red]"}
     for name, check in report["checks"].items():
-        checks.add_row(name, "[green]yes[/green]" if check["ok"] else "[red]NO[/red]", check["detail"])
+        checks.add_row(name, shown[check.get("status", "held" if check["ok"] else "failed")], check["detail"])
     console.print(checks)
     metrics = report["metrics"]
     console.print(f"{metrics['blocks']} blocks, {metrics['txs']} transactions, {metrics['messages']} signed messages, "

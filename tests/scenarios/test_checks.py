@@ -102,7 +102,7 @@ def test_restored_roots_catch_a_validator_off_the_snapshot(done):
     expected = run.plan.expected_root
     restored = {n.index: n.view.restored_root for n in run.honest}
     assert check_restored_roots(restored, {}, expected).status == HELD
-    off = dict(restored, **{2: b"\x22" * 32})
+    off = {**restored, 2: b"\x22" * 32}
     check = check_restored_roots(off, {}, expected)
     assert check.status == FAILED and "[2]" in check.detail
     check = check_restored_roots(restored, {1: "restored root 0xab != certificate's expected 0xcd"}, expected)

@@ -124,10 +124,18 @@ def test_a_partition_during_the_vote_never_yields_two_certificates():
     assert certified_at >= 700.0  # not before the partition healed: neither side holds 2/3
 
 
-def test_execution_memo_does_not_change_the_report():
-    _, with_memo = run_small(memo=True)
-    _, without = run_small(memo=False)
+@pytest.mark.parametrize("byzantine", [
+    [],
+    [{"index": 0, "behaviour": "wrong-root"}],  # proposes blocks and plans whose roots are wrong
+    [{"index": 1, "behaviour": "duplicate-votes"}],  # re-signed copies of every vote
+], ids=["honest", "wrong-root", "duplicate-votes"])
+def test_the_memos_never_change_the_report_even_with_byzantine_validators(byzantine):
+    overrides = {"validators.byzantine": byzantine}
+    _, with_memo = run_small(memo=True, overrides=overrides)
+    _, without = run_small(memo=False, overrides=overrides)
     assert with_memo["digest"] == without["digest"]
+    assert json.dumps(dict(with_memo, metrics={}), sort_keys=True) == json.dumps(dict(without, metrics={}),
+                                                                                  sort_keys=True)
 
 
 def test_no_certificate_without_two_thirds_of_honest_power_exits_1(tmp_path):
