@@ -101,6 +101,9 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             ],
         },
         "oracle": _stale_oracle_section(run),
+        "series": [{"fork": fork, "height": height, **point}
+                   for (fork, height), point in sorted(run.record.series.items())],
+        "restart": _restart_section(run),
         "timeline": sorted(run.record.timeline, key=lambda entry: entry["time_s"]),
         "checks": {},
         "metrics": {},
@@ -161,6 +164,16 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
     }
     report["digest"] = compute_digest(report)
     return report
+
+
+def _restart_section(run: Run) -> dict | None:
+    """The new fork after the restart: where it starts, and who was liquidated on it."""
+    if run.restart is None:
+        return None
+    fork = run.restart.fork_id
+    accounts = [a for f, _, a in run.liquidations if f == fork]
+    return {"fork_id": fork, "start_height": run.recovery.restart_height, "liquidations": len(accounts),
+            "liquidated_accounts": [_hex(a) for a in dict.fromkeys(accounts)]}
 
 
 def _stale_oracle_section(run: Run) -> dict:
@@ -264,6 +277,10 @@ def render_summary(report: dict, console) -> None:
         for entry in comp["entries"][:5]:
             top.add_row(entry["account"], _usd(entry["amount"]))
         console.print(top)
+    restart = report.get("restart")
+    if restart:
+        console.print(f"After the restart (fork {restart['fork_id']} from height {restart['start_height']}): "
+                      f"{restart['liquidations']} liquidations of {len(restart['liquidated_accounts'])} accounts")
     oracle = report["oracle"]
     if oracle["stale_heights"]:
         console.print(f"Stale feeds: heights {oracle['stale_heights'][0]}-{oracle['stale_heights'][1]} ran on pre-halt "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from chain.blocks import Block
-from chain.exchange import Compensated, Liquidated, decode_events, get_price
+from chain.exchange import Compensated, Liquidated, decode_events, get_open_interest, get_price, get_vault_balance
 from chain.execution import ExecutionResult, apply_block
 from chain.history import History
 from chain.restore import rollback
@@ -120,6 +120,7 @@ class Recorder:
 
     results: dict[bytes, ExecutionResult] = field(default_factory=dict)  # block hash -> result
     prices: dict[tuple[int, int], dict[int, int]] = field(default_factory=dict)  # (fork, height) -> on-chain
+    series: dict[tuple[int, int], dict] = field(default_factory=dict)  # (fork, height) -> what the market showed
     liquidations: list[tuple[int, int, bytes]] = field(default_factory=list)  # (fork, height, account)
     timeline: list[dict] = field(default_factory=list)
     decided: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> first block hash
@@ -288,6 +289,7 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         events = world.observe(block, result)
         rec.prices[(fork, height)] = dict(world.index.prices)
         rec.liquidations += [(fork, height, e.account) for e in events if isinstance(e, Liquidated)]
+        rec.series[(fork, height)] = _read_series(setup, block, result, events, rec.prices[(fork, height)])
         _emit_commit(setup, rec, block, result, events, now_s)
         if rec.progress:
             rec.progress(phase, height, now_s)
@@ -309,6 +311,22 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         if rec.detected_height is None:
             rec.detected_height = alarm.halt_height
             rec.note("halt", now_s, alarm.halt_height, f"validator {node.index}: {reason}")
+
+
+def _read_series(setup: RunSetup, block: Block, result: ExecutionResult, events: tuple,
+                 onchain: dict[int, int]) -> dict:
+    """One point of the per-fork series: prices on chain and outside, liquidations, open
+    interest and the vault, at the block's root."""
+    exchange, root = setup.exchange, result.state_root
+    reference = setup.world.reference_prices(block.height)
+    return {
+        "onchain": {MARKETS[m]: onchain.get(m, 0) for m in exchange.markets},
+        "reference": {MARKETS[m]: reference[m] for m in exchange.markets},
+        "liquidations": sum(isinstance(e, Liquidated) for e in events),
+        "open_interest": {MARKETS[m]: list(get_open_interest(setup.store, root, exchange.addresses, m))
+                          for m in exchange.markets},
+        "vault": get_vault_balance(setup.store, root, exchange.addresses),
+    }
 
 
 def _emit_commit(setup: RunSetup, rec: Recorder, block: Block, result: ExecutionResult, events: tuple,

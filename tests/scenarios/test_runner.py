@@ -241,3 +241,20 @@ def test_the_report_keeps_the_json_contract(paradex_small):
     assert all(check["status"] == "held" for check in report["checks"].values())
     assert set(report["metrics"]) >= {"blocks", "txs", "messages", "virtual_s", "wall_s"}
     json.dumps(report)  # plain JSON all the way down
+
+
+def test_the_report_keeps_a_series_per_fork_so_the_restart_never_overwrites_the_glitch(paradex_small):
+    run, report = paradex_small
+    series = report["series"]
+    forks = {p["fork"] for p in series}
+    assert forks == {0, 1}
+    first_bad = report["incident"]["first_bad_height"]
+    glitched = next(p for p in series if p["fork"] == 0 and p["height"] == first_bad)
+    assert glitched["onchain"]["BTC-USD"] != glitched["reference"]["BTC-USD"]
+    again = [p for p in series if p["fork"] == 1 and p["height"] == first_bad]
+    assert again and again[0]["onchain"]["BTC-USD"] > 0  # the restarted fork passes that height on true prices
+    assert sum(p["liquidations"] for p in series if p["fork"] == 0) == report["incident"]["liquidations"]
+    restart = report["restart"]
+    assert restart["fork_id"] == 1 and restart["start_height"] == run.recovery.restart_height
+    assert restart["liquidations"] == sum(p["liquidations"] for p in series if p["fork"] == 1)
+    assert all(isinstance(p["vault"], int) and set(p["open_interest"]) == set(p["onchain"]) for p in series)
