@@ -64,6 +64,15 @@ class PerpsParams:
     liquidation_penalty_bps: int = 50
 
 
+def compute_exchange_addresses(seed: int) -> ExchangeAddresses:
+    """Where genesis (deploying from a key derived from `seed`) puts oracle, perps and bridge."""
+    return ExchangeAddresses(
+        oracle=genesis_contract_address(seed, 0),
+        perps=genesis_contract_address(seed, 1),
+        bridge=genesis_contract_address(seed, 2),
+    )
+
+
 def exchange_deployments(
     seed: int, *, reporter: bytes, relayer: bytes, finality_blocks: int, params: PerpsParams
 ) -> tuple[tuple[Deployment, ...], ExchangeAddresses]:
@@ -72,11 +81,7 @@ def exchange_deployments(
     The perps constructor needs the oracle's address before it exists; genesis deploys
     from a key derived from `seed`, so the address is known in advance.
     """
-    addresses = ExchangeAddresses(
-        oracle=genesis_contract_address(seed, 0),
-        perps=genesis_contract_address(seed, 1),
-        bridge=genesis_contract_address(seed, 2),
-    )
+    addresses = compute_exchange_addresses(seed)
     deployments = (
         Deployment("oracle", deployment_code("oracle", reporter)),
         Deployment(

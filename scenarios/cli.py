@@ -193,12 +193,15 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
 @click.option("--account", default=None, help="Account address (0x-hex) to read at that height.")
 @click.option("--validator", type=click.IntRange(min=0), default=None,
               help="Read this validator's chain (default: the furthest honest one).")
+@click.option("--fork", type=click.IntRange(min=0), default=None,
+              help="Read the chain of this fork (an older one keeps its rolled-back heights).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, as_json: bool) -> None:
+def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, fork: int | None,
+                    as_json: bool) -> None:
     """Historical state at --height of a run saved with `l2sim run --data-dir DIR` (read-only)."""
     from scenarios.inspect import inspect_run  # loads the chain; only `inspect` needs it
 
-    state = inspect_run(data_dir, height=height, account=account, validator=validator)
+    state = inspect_run(data_dir, height=height, account=account, validator=validator, fork=fork)
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True))
     else:

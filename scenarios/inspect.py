@@ -20,20 +20,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from chain.exchange import (
+    compute_exchange_addresses,
+    get_collateral,
+    get_equity,
+    get_free_collateral,
+    get_margin_requirement,
+    get_position,
+    is_liquidatable,
+)
 from chain.history import History, UnknownViewError
 from chain.state import get_account
 from chain.store import SQLiteStore
 from scenarios.errors import SavedRunError
+from scenarios.market import compute_perps_params
 from scenarios.output import CHAIN_NAME, MANIFEST_NAME, check_data_dir, write_text_atomic
-from scenarios.schema import Scenario
+from scenarios.schema import MARKETS, Scenario
 
 RUN_FORMAT = "l2sim-run-1"
 REPORT_NAME = "report.json"
 
 
-def get_view_name(index: int) -> str:
-    """The chain view under which validator `index` records its blocks in `chain.sqlite`."""
-    return f"validator-{index}"
+def get_view_name(index: int, fork: int | None = None) -> str:
+    """The chain view under which validator `index` records its blocks in `chain.sqlite`; with
+    `fork`, the chain it held on that fork before an emergency upgrade rolled it back."""
+    return f"validator-{index}" if fork is None else f"validator-{index}/fork-{fork}"
 
 
 # ---------------------------------------------------------------- writing
@@ -144,10 +155,13 @@ def pick_chain(data_dir: str, manifest: dict, chains: dict[int, History], valida
     return max(honest, key=lambda i: (chains[i].height, -i))
 
 
-def inspect_run(data_dir: str, *, height: int, account: str | None = None, validator: int | None = None) -> dict:
-    """State at `height` of the furthest honest chain of a saved run (or of `validator`'s):
+def inspect_run(data_dir: str, *, height: int, account: str | None = None, validator: int | None = None,
+                fork: int | None = None) -> dict:
+    """State at `height` of the furthest honest chain of a saved run (or of `validator`'s; with
+    `fork`, of the chain it held on that fork, the rolled-back heights included):
     {height, state_root, fork_id, block_hash, transactions, validator} and, with `account`,
-    {account, balance, nonce}; JSON-ready values."""
+    {account, balance, nonce, collateral, positions, equity, margin_requirement,
+    free_collateral, liquidatable}; JSON-ready values."""
     manifest = read_manifest(data_dir)
     address = None if account is None else _parse_address(data_dir, account)
     indices = [v["index"] for v in manifest["validators"]]
@@ -159,6 +173,13 @@ def inspect_run(data_dir: str, *, height: int, account: str | None = None, valid
         chains = read_saved_chains(store, [validator] if validator is not None else indices)
         index = pick_chain(data_dir, manifest, chains, validator)
         history = chains[index]
+        if fork is not None and history.head.fork_id != fork:
+            with store.read_snapshot():
+                try:
+                    history = History.open(store, get_view_name(index, fork))
+                except UnknownViewError:
+                    raise SavedRunError(f"validator {index} recorded no chain of fork {fork}", file=data_dir,
+                                        field="--fork", value=fork) from None
         header = history.header_at(height)
         result: dict = {"height": height, "state_root": _hex(header.state_root), "fork_id": header.fork_id,
                         "block_hash": _hex(header.hash), "transactions": len(history.block_at(height).transactions),
@@ -166,9 +187,30 @@ def inspect_run(data_dir: str, *, height: int, account: str | None = None, valid
         if address is not None:
             state = get_account(store, header.state_root, address)
             result.update({"account": _hex(address), "balance": state.balance, "nonce": state.nonce})
+            result.update(read_exchange_account(store, header.state_root, manifest, address))
         return result
     finally:
         store.close()
+
+
+def read_exchange_account(store: SQLiteStore, root: bytes, manifest: dict, address: bytes) -> dict:
+    """What the perps exchange holds for `address` at `root`: collateral, positions, equity,
+    margin (amounts in wei, sizes in 1e18 base units, prices in 1e18 USD)."""
+    scenario = Scenario.model_validate(manifest["config"])
+    addresses = compute_exchange_addresses(scenario.seed)
+    positions = {}
+    for market in range(compute_perps_params(scenario).num_markets):
+        position = get_position(store, root, addresses, address, market)
+        if position.size:
+            positions[MARKETS[market]] = {"size": position.size, "entry_price": position.entry_price}
+    return {
+        "collateral": get_collateral(store, root, addresses, address),
+        "positions": positions,
+        "equity": get_equity(store, root, addresses, address),
+        "margin_requirement": get_margin_requirement(store, root, addresses, address),
+        "free_collateral": get_free_collateral(store, root, addresses, address),
+        "liquidatable": is_liquidatable(store, root, addresses, address),
+    }
 
 
 def _parse_address(data_dir: str, account: str) -> bytes:

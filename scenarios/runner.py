@@ -60,7 +60,7 @@ from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
 from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
 from scenarios.events import EventLog
-from scenarios.inspect import start_saved_run
+from scenarios.inspect import get_view_name, start_saved_run
 from scenarios.schema import MARKETS, Scenario
 from validators.behaviours import Honest, get_behaviour
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
@@ -187,7 +187,7 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
         journal = (
             SQLiteJournal(Path(data_dir) / f"journal-{index}.sqlite") if data_dir else MemoryJournal()
         )
-        history = History.create(store, world.genesis.header, view=f"validator-{index}")
+        history = History.create(store, world.genesis.header, view=get_view_name(index))
         alarm = Alarm(detection.deviation_bps, detection.delay_blocks, detection.operator_halt_height)
         view = NodeView(index=index, address=key.address, history=history, fork_id=0,
                         feed=world.reference_prices, read_prices=read_prices, alarm=alarm)
@@ -487,6 +487,7 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
     node.recovery = recovery
     history = view.history
     if plan.mode in ("full-rollback", "rollback-replay"):
+        history.fork(get_view_name(node.index, plan.old_fork_id))  # the old fork stays readable
         rollback(history, plan.target_height)
     if recovery.restore_block is not None:
         apply_block(setup.store, history.head.state_root, recovery.restore_block, cache=setup.cache)

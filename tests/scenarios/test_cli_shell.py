@@ -239,7 +239,8 @@ def test_inspect_prints_json_from_the_runner(runner_calls, tmp_path):
     result = invoke("inspect", str(tmp_path), "--height", "3", "--account", "0x01", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"height": 3, "state_root": "0x" + "ab" * 32}
-    assert runner_calls.calls == [("inspect", str(tmp_path), {"height": 3, "account": "0x01", "validator": None})]
+    assert runner_calls.calls == [("inspect", str(tmp_path), {"height": 3, "account": "0x01", "validator": None,
+                                                              "fork": None})]
 
 
 def test_inspect_prints_text_without_json(runner_calls, tmp_path):

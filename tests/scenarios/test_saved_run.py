@@ -37,3 +37,23 @@ def test_diff_compares_forks_and_is_empty_for_one_root(saved):
 def test_a_height_nobody_committed_is_one_line_and_exit_2(saved):
     result = l2sim("diff", str(saved / "data"), "--from", "1", "--to", "100000")
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no block committed" in result.stderr
+
+
+def test_inspect_reads_the_rolled_back_fork_and_an_account_on_the_exchange(saved):
+    data = saved / "data"
+    report = json.loads((data / "report.json").read_text())
+    halt = report["restore"]["halt_height"]
+    events = [json.loads(line) for line in (saved / "events.jsonl").read_text().splitlines()]
+    committed = {e["height"]: e["state_root"] for e in events if e["kind"] == "commit" and e["fork"] == 0}
+    old = json.loads(l2sim("inspect", str(data), "--height", str(halt), "--fork", "0", "--json").stdout)
+    assert old["fork_id"] == 0 and old["state_root"] == committed[halt]  # a height the rollback discarded
+    new = json.loads(l2sim("inspect", str(data), "--height", str(halt), "--json").stdout)
+    assert new["fork_id"] == 1 and new["state_root"] != old["state_root"]
+    account = report["incident"]["liquidated_accounts"][0]
+    target = report["restore"]["target_height"]
+    before = json.loads(l2sim("inspect", str(data), "--height", str(target), "--fork", "0", "--account", account,
+                              "--json").stdout)
+    assert before["positions"] and before["collateral"] > 0 and isinstance(before["equity"], int)
+    assert set(before) >= {"margin_requirement", "free_collateral", "liquidatable", "balance", "nonce"}
+    missing = l2sim("inspect", str(data), "--height", "1", "--fork", "7")
+    assert missing.returncode == 2 and "fork 7" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
