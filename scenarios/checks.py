@@ -6,8 +6,9 @@ for `held` and `exempt` only. Every check the scenario's settings promise is pre
 every report: a run that stops early lists the rest as `not_reached`, never as held.
 
 Each check takes plain inputs (roots, heights, histories, traces), so a test can plant the
-fault it guards against and see it fail. None of them reads a memo: `check_validity`
-re-executes every block with no execution cache.
+fault it guards against and see it fail. `check_validity` may use the execution memo: it is
+keyed by the parent root and the block's full bytes and holds only results that passed every
+check, so a hit is the very block already verified, and any other bytes run for real.
 
 Who is honest is known here: the checks judge the run afterwards.
 """
@@ -19,7 +20,7 @@ from typing import Iterable, Mapping, Sequence
 
 from chain.diff import diff_roots
 from chain.errors import ChainError
-from chain.execution import apply_block, build_block
+from chain.execution import ExecutionCache, apply_block, build_block
 from chain.history import History
 from chain.store import Store
 from consensus.checks import check_agreement as check_trace_agreement
@@ -99,11 +100,11 @@ def check_no_double_sign(traces: Sequence[Trace]) -> Check:
 # ---------------------------------------------------------------- the chain
 
 
-def check_validity(store: Store, history: History) -> Check:
-    """Every block of the final chain re-executes, with no memo, to the roots it claims."""
+def check_validity(store: Store, history: History, cache: ExecutionCache | None = None) -> Check:
+    """Every block of the final chain re-executes to the roots it claims."""
     for height in range(1, history.height + 1):
         try:
-            apply_block(store, history.root_at(height - 1), history.block_at(height), cache=None)
+            apply_block(store, history.root_at(height - 1), history.block_at(height), cache=cache)
         except ChainError as error:
             return Check(FAILED, f"height {height}: {error}")
     return Check(HELD, f"all {history.height} blocks of the final chain re-execute to their roots")
@@ -241,7 +242,7 @@ def judge_run(run, culprits: Iterable[int]) -> dict[str, Check]:
     checks["forensics"] = check_forensics(culprits, byzantine, broken, vset)
     checks["no_double_sign"] = check_no_double_sign([t for _, t in run.traces])
     final = run.reference.view.history
-    checks["validity"] = check_validity(run.store, final)
+    checks["validity"] = check_validity(run.store, final, run.cache)
     addresses = run.world.market.addresses
     final_root = final.head.state_root
     totals = get_perps_totals(run.store, final_root, addresses)

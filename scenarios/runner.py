@@ -880,6 +880,8 @@ def run_scenario_once(scenario: Scenario, *, data_dir: str | None = None, memo: 
     memo_was = is_signature_memo_enabled()
     set_signature_memo(memo)  # execution and signature memos go together: both must be invisible
     try:
+        if progress:
+            progress("genesis", 0, 0.0)  # contracts load and genesis is built before height 1
         setup = prepare_run(scenario, data_dir=data_dir, memo=memo)
         rec = Recorder(progress=progress, events=events)
         for p in scenario.network.partitions:

@@ -61,9 +61,10 @@ def test_validity_catches_a_tampered_committed_block_with_every_memo_on(done):
     swapped = Block(honest.header, tuple(reversed(honest.transactions)))  # same header, same hash
     assert swapped.hash == honest.hash and run.cache  # the execution memo holds this block's result
     tampered.append(swapped)
-    check = check_validity(run.store, tampered)
+    check = check_validity(run.store, tampered, run.cache)
     assert check.status == FAILED and f"height {height}" in check.detail and "transactions root" in check.detail
-    assert check_validity(run.store, final).status == HELD
+    assert check_validity(run.store, tampered, None).status == FAILED
+    assert check_validity(run.store, final, run.cache).status == HELD
 
 
 def test_halt_catches_a_commit_past_the_agreed_halt_height(done):
