@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import functools
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import rlp
+from rlp.sedes import Binary, big_endian_int
 from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
@@ -15,7 +17,6 @@ from chain.state import ZERO_ADDRESS
 from chain.transactions import MalformedTransactionError, decode_transaction, encode_transaction
 
 ZERO_HASH = b"\x00" * 32
-_HEADER_FIELD_COUNT = 9  # len(Header.to_rlp_list())
 
 
 class MalformedBlockError(ChainError):
@@ -27,38 +28,40 @@ class MalformedBlockError(ChainError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class Header:
-    """A block header. `fork_id` changes at every emergency upgrade; it is part of the hash."""
+class Header(rlp.Serializable):
+    """A block header, one RLP field list (encoding order). `fork_id` changes at every
+    emergency upgrade; it is part of the hash. Immutable: `copy(**changes)` for a variant."""
 
-    height: int
-    parent_hash: bytes
-    state_root: bytes
-    transactions_root: bytes = BLANK_ROOT_HASH
-    receipts_root: bytes = BLANK_ROOT_HASH
-    proposer: bytes = ZERO_ADDRESS
-    timestamp: int = 0
-    fork_id: int = 0
-    gas_used: int = 0
+    fields = [
+        ("height", big_endian_int),
+        ("parent_hash", Binary.fixed_length(32)),
+        ("state_root", Binary.fixed_length(32)),
+        ("transactions_root", Binary.fixed_length(32)),
+        ("receipts_root", Binary.fixed_length(32)),
+        ("proposer", Binary.fixed_length(20)),
+        ("timestamp", big_endian_int),
+        ("fork_id", big_endian_int),
+        ("gas_used", big_endian_int),
+    ]
 
-    def to_rlp_list(self) -> list:
-        """The header's fields in encoding order."""
-        return [
-            self.height,
-            self.parent_hash,
-            self.state_root,
-            self.transactions_root,
-            self.receipts_root,
-            self.proposer,
-            self.timestamp,
-            self.fork_id,
-            self.gas_used,
-        ]
+    def __init__(self, height: int, parent_hash: bytes, state_root: bytes,
+                 transactions_root: bytes = BLANK_ROOT_HASH, receipts_root: bytes = BLANK_ROOT_HASH,
+                 proposer: bytes = ZERO_ADDRESS, timestamp: int = 0, fork_id: int = 0, gas_used: int = 0):
+        super().__init__(height, parent_hash, state_root, transactions_root, receipts_root, proposer, timestamp,
+                         fork_id, gas_used)
 
     @property
     def hash(self) -> bytes:
         """keccak of the header's RLP: the block's identity."""
-        return keccak(rlp.encode(self.to_rlp_list()))
+        return _header_hash(rlp.encode(self))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _header_hash(encoded: bytes) -> bytes:
+    return keccak(encoded)
+
+
+HEADER_FIELD_NAMES: tuple[str, ...] = tuple(name for name, _ in Header._meta.fields)
 
 
 @dataclass(frozen=True)
@@ -154,29 +157,14 @@ def encode_hex_prefix(nibbles: tuple[int, ...], *, is_leaf: bool) -> bytes:
 
 def encode_block(block: Block) -> bytes:
     """RLP of `[header fields, [encoded transactions]]`."""
-    return rlp.encode(
-        [block.header.to_rlp_list(), [encode_transaction(tx) for tx in block.transactions]]
-    )
+    return rlp.encode([block.header, [encode_transaction(tx) for tx in block.transactions]])
 
 
 def decode_block(raw: bytes) -> Block:
     """Decode `encode_block` output; raises `MalformedBlockError` on anything else."""
     try:
         header_items, tx_items = rlp.decode(raw)
-        if len(header_items) != _HEADER_FIELD_COUNT:
-            raise ValueError(f"{len(header_items)} header fields, expected {_HEADER_FIELD_COUNT}")
-        ints = [rlp.sedes.big_endian_int.deserialize(header_items[i]) for i in (0, 6, 7, 8)]
-        header = Header(
-            height=ints[0],
-            parent_hash=bytes(header_items[1]),
-            state_root=bytes(header_items[2]),
-            transactions_root=bytes(header_items[3]),
-            receipts_root=bytes(header_items[4]),
-            proposer=bytes(header_items[5]),
-            timestamp=ints[1],
-            fork_id=ints[2],
-            gas_used=ints[3],
-        )
+        header = Header.deserialize(header_items)
         transactions = tuple(decode_transaction(bytes(item)) for item in tx_items)
     except (
         rlp.DecodingError, rlp.DeserializationError, ValueError, TypeError, MalformedTransactionError
@@ -187,4 +175,4 @@ def decode_block(raw: bytes) -> Block:
 
 def with_header(block: Block, **changes: object) -> Block:
     """A copy of `block` with header fields replaced (used by tests and Byzantine proposers)."""
-    return Block(replace(block.header, **changes), block.transactions)
+    return Block(block.header.copy(**changes), block.transactions)

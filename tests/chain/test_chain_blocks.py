@@ -1,6 +1,5 @@
 """Blocks: encoding roundtrips, the hash commits to every header field, garbage is refused."""
 
-import dataclasses
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -9,6 +8,7 @@ from eth.constants import BLANK_ROOT_HASH
 from eth_hash.auto import keccak
 
 from chain.blocks import (
+    HEADER_FIELD_NAMES,
     Block,
     Header,
     MalformedBlockError,
@@ -41,8 +41,8 @@ HEADER = Header(
 )
 
 
-def _changed(field: dataclasses.Field) -> object:
-    value = getattr(HEADER, field.name)
+def _changed(name: str) -> object:
+    value = getattr(HEADER, name)
     if isinstance(value, int):
         return value + 1
     return bytes([value[0] ^ 1]) + value[1:]
@@ -55,17 +55,17 @@ def test_block_roundtrip(block):
     assert decoded.hash == block.hash
 
 
-@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Header)])
+@pytest.mark.parametrize("name", HEADER_FIELD_NAMES)
 def test_hash_changes_with_every_header_field(name):
-    field = next(f for f in dataclasses.fields(Header) if f.name == name)
-    changed = with_header(Block(HEADER, TXS), **{name: _changed(field)})
+    changed = with_header(Block(HEADER, TXS), **{name: _changed(name)})
     assert getattr(changed.header, name) != getattr(HEADER, name)
     assert changed.hash != HEADER.hash
     assert changed.transactions == TXS
 
 
 def test_hash_is_keccak_of_the_header_rlp():
-    assert HEADER.hash == keccak(rlp.encode(HEADER.to_rlp_list()))
+    fields = [getattr(HEADER, name) for name in HEADER_FIELD_NAMES]
+    assert HEADER.hash == keccak(rlp.encode(fields))
 
 
 def test_transactions_root_is_the_index_trie():

@@ -6,7 +6,6 @@ step the head must agree with it account by account, and the head root must equa
 py-evm computes from scratch for the model's accounts.
 """
 
-from dataclasses import replace
 
 from eth.constants import BLANK_ROOT_HASH, ZERO_ADDRESS
 from eth.db.atomic import AtomicDB
@@ -150,8 +149,7 @@ class ChainMachine(RuleBasedStateMachine):
             self.store, head.state_root, self.history.root_at(source_height), addresses
         )
         # The restored state becomes the next block, as a recovery would publish it.
-        header = replace(
-            Header(height=head.height + 1, parent_hash=head.hash, state_root=root),
+        header = Header(height=head.height + 1, parent_hash=head.hash, state_root=root).copy(
             timestamp=head.timestamp + 2,
             fork_id=head.fork_id,
         )
