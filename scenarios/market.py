@@ -13,7 +13,6 @@ remaining accounts ("holders") only have a balance.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from chain.exchange import (
 )
 from chain.genesis import FundedAccount, GenesisSpec, deployer_key_for
 from chain.transactions import address_of, derive_private_key
+from scenarios.seeds import derive_rng
 from scenarios.schema import DEFAULT_INITIAL_PRICES_USD, MARKETS, Scenario, compute_margins_bps
 
 _LN2 = 0.6931471805599453
@@ -43,17 +43,7 @@ HOLDER_BALANCE_USD = 1_000
 
 
 # ---------------------------------------------------------------- deterministic randomness
-
-
-def derive_seed(seed: int, *labels: object) -> int:
-    """A 64-bit seed for the subsystem named by `labels`, derived from the master `seed`."""
-    text = "/".join(["l2sim", str(seed), *(str(label) for label in labels)])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
-
-
-def derive_rng(seed: int, *labels: object) -> random.Random:
-    """A `random.Random` of its own for the subsystem named by `labels`."""
-    return random.Random(derive_seed(seed, *labels))
+# (seeds come from scenarios.seeds)
 
 
 def draw_standard_normal(rng: random.Random) -> float:

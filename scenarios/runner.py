@@ -57,14 +57,14 @@ from consensus.network import CrashFault, LinkProfile, Partition
 from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
-from scenarios.market import derive_seed
+from scenarios.seeds import get_network_seed, get_validator_keys
 from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
 from scenarios.events import EventLog
 from scenarios.inspect import get_view_name, start_saved_run
 from scenarios.schema import MARKETS, Scenario
 from validators.behaviours import Honest, get_behaviour
 from validators.journal import Journal, MemoryJournal, SQLiteJournal
-from validators.keys import ValidatorKey, derive_validator_keys
+from validators.keys import ValidatorKey
 from validators.node import ChainApp, NodeChain, NodeView, PlanApp, make_block_decoder, make_node_kit
 
 PLAN_TIMEOUTS = TimeoutConfig(propose_s=5.0, propose_delta_s=2.0, prevote_s=1.0, precommit_s=1.0, commit_s=0.5)
@@ -178,7 +178,7 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
     exchange = ExchangeSetup(market.addresses, market.markets, market.owner_key, market.reporter.key,
                              detection.deviation_bps)
     count = scenario.validators.count
-    keys = derive_validator_keys(derive_seed(seed, "validators") % (2**63), count)
+    keys = get_validator_keys(seed, count)
     validator_set = ValidatorSet(tuple(k.public_key for k in keys), _power(scenario))
     behaviours = {b.index: b.behaviour for b in scenario.validators.byzantine}
     read_prices = _make_price_reader(store, exchange, {} if memo else None)
@@ -203,7 +203,7 @@ def _sim_config(setup: RunSetup, *, fork_id: int, start_height: int, start_s: fl
     scenario = setup.scenario
     network = scenario.network
     return SimConfig(
-        seed=derive_seed(setup.seed, "network", label) % (2**63),
+        seed=get_network_seed(setup.seed, label),
         fork_id=fork_id,
         start_height=start_height,
         target_height=10**9,
