@@ -523,6 +523,7 @@ class EmergencyEngine:
     _view_sends: int = 0
     _own_view: HaltView | None = None
     _requested: dict[int, int] = field(default_factory=dict)  # peer -> height asked from
+    _ahead: dict[int, HaltView] = field(default_factory=dict)  # views past this chain's head
     _started_plan: bool = False
     _plan_start: tuple[int, ResumePoint, tuple[Decide, ...]] = (PLAN_HEIGHT, ResumePoint(), ())
 
@@ -600,24 +601,35 @@ class EmergencyEngine:
         return self.plan_engine.on_timeout(kind, height, round)
 
     def on_view(self, view: HaltView) -> list[Action]:
-        """A peer's view: validate, keep the furthest per validator, sync if it is ahead."""
+        """A peer's view: validate it; one this validator can check against its own chain is
+        kept (the furthest per validator); one from further ahead waits, and makes it sync."""
         actions: list[Action] = []
         try:
             validate_view(view, self.validator_set, self.old_fork_id)
         except InvalidView:
             self.rejected_views += 1
             return actions
+        if view.last_height > self.chain.height:
+            # Unverifiable yet: kept aside (a claim of blocks nobody can serve must never get
+            # into a plan, where every honest validator would reject it), and a sync is asked.
+            waiting = self._ahead.get(view.validator)
+            if waiting is None or view.last_height > waiting.last_height:
+                self._ahead[view.validator] = view
+            if self.index is not None and view.validator != self.index:
+                self._request_sync(view.validator, actions)
+            return actions
+        self._keep_view(view)
+        return actions
+
+    def _keep_view(self, view: HaltView) -> None:
         conflict = find_view_conflict(view, self.chain.get_certified_root)
         if conflict is not None:
             if len(self.conflicts) < MAX_VIEW_EVIDENCE:
                 self.conflicts.append(conflict)
-            return actions  # a view that contradicts a certified header is evidence, not input
+            return  # a view that contradicts a certified header is evidence, not input
         kept = self.views.get(view.validator)
         if kept is None or view.last_height > kept.last_height:
             self.views[view.validator] = view
-        if view.last_height > self.chain.height and self.index is not None and view.validator != self.index:
-            self._request_sync(view.validator, actions)
-        return actions
 
     def on_sync_request(self, request: SyncRequest) -> list[Action]:
         """Serve certified blocks to a peer that lacks them."""
@@ -645,6 +657,9 @@ class EmergencyEngine:
         if self.chain.height > before:
             self._requested.clear()
             self._send_own_view(actions)
+            for validator in sorted(self._ahead):  # the views it can check now
+                if self._ahead[validator].last_height <= self.chain.height:
+                    self._keep_view(self._ahead.pop(validator))
         return actions
 
     # --- outputs ----------------------------------------------------------------------------

@@ -423,3 +423,28 @@ def test_an_honest_node_rejects_a_plan_whose_target_its_own_chain_calls_corrupte
                                                          for i in range(4)), halt=6)
     app.compute_plan = lambda vs: sound
     assert app.is_valid(PLAN_HEIGHT, sound.hash, encode_plan(sound))
+
+
+def test_a_view_claiming_blocks_nobody_served_never_gets_into_a_plan(small_chain):
+    # Bug this pins: a Byzantine view claiming a last height past everyone's head was kept as
+    # that validator's view, and every plan an honest proposer built from it was rejected by
+    # every honest validator ("view past the halt height"): no certificate, ever.
+    engine = _engine(small_chain.node(0, 6), 0)
+    engine.on_start(PLAN_HEIGHT)
+    honest = sign_view(KEYS[1].private_key, make_view(1, 0, 6, 0, small_chain.node(1, 6).get_certified_root))
+    engine.on_message(honest)
+    boast = view_of(1, 9, 0, roots=lambda h: small_chain.node(1, 6).get_certified_root(h) or ROOT_A)
+    asks = engine.on_message(boast)
+    assert [a.message for a in asks if isinstance(a, SendTo)] == [SyncRequest(0, 7, 0)]
+    assert engine.get_known_views()[1] == honest  # still the view it could check
+
+
+def test_a_laggard_adopts_the_views_it_could_not_check_once_it_synced(small_chain):
+    ahead, behind = small_chain.node(1, 6), small_chain.node(2, 3)
+    server, laggard = _engine(ahead, 1), _engine(behind, 2)
+    view = [a.message for a in server.on_start(PLAN_HEIGHT) if isinstance(a, Broadcast)][0]
+    laggard.on_start(PLAN_HEIGHT)
+    request = [a for a in laggard.on_message(view) if isinstance(a, SendTo)][0]
+    assert 1 not in laggard.views
+    laggard.on_message(server.on_message(request.message)[0].message)
+    assert laggard.views[1] == view
