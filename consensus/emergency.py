@@ -649,8 +649,13 @@ class EmergencyEngine:
         if answer.fork_id != self.old_fork_id:
             return actions
         before = self.chain.height
-        for payload, certificate in answer.blocks[:MAX_SYNC_BLOCKS]:
-            if not isinstance(certificate, CommitCertificate) or certificate.height != self.chain.height + 1:
+        blocks = answer.blocks if isinstance(answer.blocks, tuple) else ()
+        for item in blocks[:MAX_SYNC_BLOCKS]:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], bytes)
+                    and isinstance(item[1], CommitCertificate)):
+                break  # not what an honest peer sends: nothing after it is trusted either
+            payload, certificate = item
+            if certificate.height != self.chain.height + 1:
                 continue
             if not self.chain.apply_synced_block(payload, certificate):
                 break

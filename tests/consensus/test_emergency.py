@@ -448,3 +448,14 @@ def test_a_laggard_adopts_the_views_it_could_not_check_once_it_synced(small_chai
     assert 1 not in laggard.views
     laggard.on_message(server.on_message(request.message)[0].message)
     assert laggard.views[1] == view
+
+
+def test_a_malformed_sync_answer_is_ignored_never_a_crash(small_chain):
+    behind = small_chain.node(3, 3)
+    laggard = _engine(behind, 3)
+    good = (encode_block(small_chain.blocks[3]), small_chain.certificates[3])
+    for junk in (None, [good], ((b"x",),), ((1, 2),), ((b"not a block", small_chain.certificates[3]),)):
+        assert laggard.on_message(SyncBlocks(0, junk)) == []
+    assert behind.height == 3
+    laggard.on_message(SyncBlocks(0, (good,)))
+    assert behind.height == 4
