@@ -213,6 +213,21 @@ def test_under_a_third_byzantine_and_any_network_faults_every_check_holds(faults
     assert is_report_ok(report), (failed(report), faults)
 
 
+@settings(max_examples=max(2, settings.default.max_examples // 10), deadline=None)  # ci: 2, thorough: 50
+@given(faults=fault_overrides(7, horizon_s=120.0))
+def test_two_byzantine_of_seven_mixing_behaviours_never_get_a_bad_target_certified(faults):
+    """Seven validators, up to two Byzantine with any two behaviours (lie-target, forge-views,
+    duplicate-votes, equivocate, ...), lossy links, partitions and crashes: the target is
+    below every honest validator's first corrupted height, and every honest validator that
+    applied the plan is on the certificate's root (the checks say so, or the run fails)."""
+    overrides = {"validators.count": 7, "response.pause_s": 60.0, **faults}
+    run, report = run_small(overrides=overrides)
+    assert is_report_ok(report), (failed(report), faults)
+    first_bad = min(n.view.first_bad_height for n in run.honest if n.view.first_bad_height)
+    assert run.plan.target_height < first_bad
+    assert all(n.view.restored_root == run.plan.expected_root for n in run.honest if n.view.restored_root)
+
+
 def test_the_report_keeps_the_json_contract(paradex_small):
     """DESIGN.md, "JSON report": the keys users rely on, with their types and units."""
     _, report = paradex_small
