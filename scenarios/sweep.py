@@ -38,7 +38,7 @@ from scenarios.api import format_reproduce
 from scenarios.errors import InvalidValueError, OutputPathError, ScenarioError, UsedDataDirError, format_value
 from scenarios.loader import format_set_options, load_scenario, parse_set_options
 from scenarios.market import derive_seed
-from scenarios.output import write_text_atomic
+from scenarios.output import check_output_file, write_text_atomic
 from scenarios.schema import Scenario
 
 RUNS_DIR = "runs"
@@ -228,19 +228,24 @@ class DaskPool:
         from distributed import Client, LocalCluster
 
         self._cluster = None
-        # A task is deterministic: running it again where a worker died would only hide the loss.
-        dask.config.set({"distributed.scheduler.allowed-failures": 0})
+        self._client = None
         logging.getLogger("distributed").setLevel(logging.ERROR)
         try:
             if scheduler == "local":
-                self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, silence_logs=logging.ERROR)
+                # A task is deterministic: running it again where a worker died would only hide the
+                # loss (the scheduler reads this when it starts; a remote one keeps its own setting).
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                    self._cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                                 dashboard_address=None, silence_logs=logging.ERROR)
                 self._client = Client(self._cluster)
             else:
                 self._client = Client(scheduler, timeout="10s")
         except OSError as error:
             self.close()
             raise SchedulerError(f"cannot reach {scheduler}: {error}", file="--scheduler", value=scheduler) from None
+        except RuntimeError as error:  # a LocalCluster whose worker died while it started
+            self.close()
+            raise SchedulerError(f"cannot start a LocalCluster: {error}", file="--scheduler", value=scheduler) from None
         self.workers = workers if scheduler == "local" else max(1, len(self._client.scheduler_info()["workers"]))
 
     def run_all(self, args: Sequence[tuple[str, int]]) -> Iterator[tuple[int, Outcome]]:
@@ -254,8 +259,8 @@ class DaskPool:
 
     def close(self) -> None:
         """Disconnect, and stop the cluster when this pool started it."""
-        with contextlib.suppress(Exception):
-            if getattr(self, "_client", None) is not None:
+        with contextlib.suppress(Exception):  # a client whose scheduler went away closes with errors
+            if self._client is not None:
                 self._client.close()
         if self._cluster is not None:
             self._cluster.close()
@@ -269,7 +274,7 @@ def _get_outcome(future: Any) -> Outcome:
     except Exception as error:  # the run's own failure is data for its row; the sweep goes on
         name = type(error).__name__
         if name == "KilledWorker":
-            return Outcome(None, f"lost: the worker running it died ({error})")
+            return Outcome(None, "lost: the Dask worker running it died")
         return Outcome(None, f"error: {name}: {' '.join(str(error).split())[:300]}")
 
 
@@ -302,14 +307,14 @@ def check_out_dir(path: str) -> None:
     """Refuse an `--out` directory that holds anything but a sweep (a sweep there is resumed)."""
     directory = Path(path)
     if not directory.exists():
-        if not directory.parent.is_dir():
-            raise OutputPathError(f"directory {directory.parent} does not exist", file=path, field="--out")
+        check_output_file(path, "--out")  # its parent exists and takes new entries
         return
     if not directory.is_dir():
         raise OutputPathError("is not a directory", file=path, field="--out")
     if any(directory.iterdir()) and not (directory / MANIFEST_NAME).is_file():
         raise UsedDataDirError("is not empty and holds no sweep; give a new or empty directory", file=path,
                                field="--out")
+    check_output_file(str(directory / MANIFEST_NAME), "--out")
 
 
 def read_cached(out_dir: Path, task: RunTask) -> dict[str, Any] | None:

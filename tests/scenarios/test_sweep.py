@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -176,3 +177,25 @@ def test_a_torn_result_file_is_run_again(pool_sweep, tmp_path):
     result = run_sweep(plan, str(out), workers=1)
     assert (result.cached, result.executed) == (0, 1)
     assert json.loads((out / RUNS_DIR / f"{plan.tasks[0].key}.json").read_text())["key"] == plan.tasks[0].key
+
+
+def test_a_worker_killed_mid_run_is_reported_lost_and_not_cached(tmp_path):
+    plan = plan_sweep("paradex-2026", seeds=1, axes={}, small=True)
+    box = {}
+    sweep = threading.Thread(target=lambda: box.update(result=run_sweep(plan, str(tmp_path / "lost"), workers=1)))
+    sweep.start()
+    deadline = time.monotonic() + 60
+    worker = None
+    while worker is None and time.monotonic() < deadline:  # the pool's worker, not the resource tracker
+        worker = next((p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
+                       and "resource_tracker" not in " ".join(p.cmdline())), None)
+        time.sleep(0.05)
+    assert worker is not None
+    time.sleep(0.5)
+    os.kill(worker.pid, signal.SIGKILL)
+    sweep.join(timeout=60)
+    result = box["result"]
+    assert not result.is_complete and result.errors[0].startswith("lost")
+    assert list((tmp_path / "lost" / RUNS_DIR).glob("*.json")) == []  # run again next time
+    row = _rows((tmp_path / "lost" / CSV_NAME).read_text())[0]
+    assert row["ok"] == "" and row["error"].startswith("lost") and row["reproduce"]
