@@ -83,11 +83,15 @@ class SweepPlan:
 
 def split_values(text: str) -> list[str]:
     """`1,2,[3, 4]` -> `["1", "2", "[3, 4]"]`: commas split only outside brackets, braces and quotes."""
-    parts, current, depth, quote = [], [], 0, None
+    parts, current, depth, quote, escaped = [], [], 0, None, False
     for c in text:
         if quote is not None:
             current.append(c)
-            if c == quote:
+            if escaped:
+                escaped = False
+            elif c == "\\" and quote == '"':  # a basic string's escape: the next character is data
+                escaped = True
+            elif c == quote:
                 quote = None
         elif c in "\"'":
             quote = c

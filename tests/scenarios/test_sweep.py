@@ -19,11 +19,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 import scenarios
 from scenarios.cli import main
-from scenarios.loader import parse_set_options
+from scenarios.loader import format_set_options, parse_set_options
 from scenarios.sweep import (
     CSV_NAME,
     RUNS_DIR,
@@ -199,3 +201,18 @@ def test_a_worker_killed_mid_run_is_reported_lost_and_not_cached(tmp_path):
     assert list((tmp_path / "lost" / RUNS_DIR).glob("*.json")) == []  # run again next time
     row = _rows((tmp_path / "lost" / CSV_NAME).read_text())[0]
     assert row["ok"] == "" and row["error"].startswith("lost") and row["reproduce"]
+
+
+_TOML_SCALARS = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                          st.booleans(), st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                                                 max_size=8))
+_TOML_VALUES = st.recursive(_TOML_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.from_regex(r"[a-z]{1,4}", fullmatch=True), inner, max_size=2)),
+    max_leaves=6)
+
+
+@given(values=st.lists(_TOML_VALUES, min_size=1, max_size=4))
+@example(values=['say "a,b"', 2])  # an escaped quote once ended the string early and split at its comma
+def test_any_values_written_as_toml_and_joined_by_commas_come_back(values):
+    texts = [format_set_options({"k": v})[0].partition("=")[2] for v in values]
+    assert parse_sweep_options([f"network.drop_rate={','.join(texts)}"]) == {"network.drop_rate": values}
