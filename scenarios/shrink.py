@@ -4,8 +4,8 @@ The scenario (with `--set` applied, before `--small`) is compared with its base 
 scenario it `extends`; itself when it is a bundled one that extends nothing; the schema's
 defaults otherwise). What differs is a list of items: each entry of a list key
 (a partition, a crash, a Byzantine validator) and each other key. Delta debugging drops
-items, keeping a change only when the same check still fails (`failed` or `not_reached`)
-with the same seed; then each number left is moved toward its base value (or toward 0
+items, keeping a change only when the same check still fails the same way (`failed` or
+`not_reached`, as on the original) with the same seed and no check that held now fails; then each number left is moved toward its base value (or toward 0
 inside a list entry) by halving. Candidates run in parallel on the sweep's executor,
 within a bound on candidates and on time, and the smallest failing scenario found is
 written as TOML that `extends` the base.
@@ -110,10 +110,10 @@ def compute_overrides(items: Sequence[Item], original: Mapping[str, Any], edits:
 class Shrinker:
     """The search: candidates evaluated in parallel on a pool, each at most once, within limits."""
 
-    def __init__(self, *, pool: Any, base_json: dict[str, Any], identity: dict[str, Any], small: bool, check: str,
-                 seed: int, limits: ShrinkLimits):
+    def __init__(self, *, pool: Any, base_json: dict[str, Any], identity: dict[str, Any], small: bool,
+                 failure: Failure, seed: int, limits: ShrinkLimits):
         self.pool, self.base_json, self.identity, self.small = pool, base_json, identity, small
-        self.check, self.seed, self.limits = check, seed, limits
+        self.failure, self.seed, self.limits = failure, seed, limits
         self.started = time.monotonic()
         self.candidates = 0
         self.known: dict[str, bool] = {}
@@ -123,19 +123,12 @@ class Shrinker:
         return (self.candidates >= self.limits.max_candidates
                 or time.monotonic() - self.started >= self.limits.max_seconds)
 
-    def make_scenario(self, overrides: Mapping[str, Any]) -> Scenario | None:
-        """The candidate scenario (as `--small` runs it when asked), or None when it is not a valid scenario."""
-        table = merge_tables(self.base_json, expand_dotted_keys(overrides, label="shrink"))
-        try:
-            return load_scenario_table({**table, **self.identity}, small=self.small, label="<shrink candidate>")
-        except ScenarioError:
-            return None
 
     def evaluate(self, batch: Sequence[Mapping[str, Any]]) -> list[bool]:
         """For each candidate: does it still fail the check? Unknown candidates run in parallel, within budget."""
         texts: list[str | None] = []
         for overrides in batch:
-            scenario = self.make_scenario(overrides)
+            scenario = make_candidate(self.base_json, self.identity, overrides, small=self.small)
             texts.append(None if scenario is None else scenario.model_dump_json())
         todo = []
         for text in texts:
@@ -143,9 +136,42 @@ class Shrinker:
                 todo.append(text)
                 self.candidates += 1
         for position, outcome in self.pool.run_all([(text, self.seed) for text in todo]):
-            status = None if outcome.result is None else compute_status(outcome.result["report"], self.check)
-            self.known[todo[position]] = status in FAILING
+            self.known[todo[position]] = outcome.result is not None and self.failure.is_reproduced_by(
+                outcome.result["report"])
         return [text is not None and self.known.get(text, False) for text in texts]
+
+
+def make_candidate(base_json: Mapping[str, Any], identity: Mapping[str, Any], overrides: Mapping[str, Any], *,
+                   small: bool) -> Scenario | None:
+    """The base with `overrides` (as `--small` runs it when asked), or None when that is not a valid scenario."""
+    table = merge_tables(dict(base_json), expand_dotted_keys(overrides, label="shrink"))
+    try:
+        return load_scenario_table({**table, **identity}, small=small, label="<shrink candidate>")
+    except ScenarioError:
+        return None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The failure a candidate must keep: the check with the same status, and no check newly not ok.
+
+    A candidate that also breaks what held (a crash moved before the halt makes `halt` not
+    reached too) fails for another reason; keeping it would trade the bug for a new one."""
+
+    check: str
+    status: str
+    not_ok: frozenset[str]
+
+    @classmethod
+    def of(cls, report: Mapping[str, Any], check: str) -> "Failure":
+        """The failure of `check` in the original's report."""
+        not_ok = frozenset(name for name, entry in report["checks"].items() if not entry["ok"])
+        return cls(check, compute_status(report, check), not_ok)
+
+    def is_reproduced_by(self, report: Mapping[str, Any]) -> bool:
+        """True when `report` fails the same check the same way, and breaks nothing else."""
+        not_ok = {name for name, entry in report["checks"].items() if not entry["ok"]}
+        return compute_status(report, self.check) == self.status and not_ok <= self.not_ok
 
 
 def compute_status(report: Mapping[str, Any], check: str) -> str | None:
@@ -272,9 +298,7 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
     items = compute_items(original, base)
 
     with open_pool(workers, scheduler) as pool:
-        shrinker = Shrinker(pool=pool, base_json=base_json, identity=identity, small=small, check=check, seed=seed,
-                            limits=limits)
-        first = shrinker.make_scenario(compute_overrides(items, original, {}, base))
+        first = make_candidate(base_json, identity, compute_overrides(items, original, {}, base), small=small)
         assert first is not None, "the original scenario loaded, so its differences from the base load too"
         result = next(iter(pool.run_all([(first.model_dump_json(), seed)])))[1]
         if result.result is None:
@@ -287,6 +311,8 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
         if status not in FAILING:
             say(f"l2sim: shrink: check {check} is {status} on the original with seed {seed}: nothing to shrink")
             return False
+        shrinker = Shrinker(pool=pool, base_json=base_json, identity=identity, small=small,
+                            failure=Failure.of(report, check), seed=seed, limits=limits)
         shrinker.known[first.model_dump_json()] = True
         say(f"seed {seed}: {check} is {status} on the original; {len(items)} differences from the base")
         kept = minimise_items(shrinker, items, lambda subset: compute_overrides(subset, original, {}, base))
@@ -301,7 +327,7 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
                             f"with seed {seed}{' (run with --small)' if small else ''}.")
     table = merge_tables(table, expand_dotted_keys(final, label="shrink"))
     small_flag = " --small" if small else ""
-    header = (f"# l2sim shrink: {check} still fails ({', '.join(FAILING)}) with seed {seed}.\n"
+    header = (f"# l2sim shrink: {check} is still {status} with seed {seed}, and no other check fails that held.\n"
               f"# Reproduce with: l2sim run {out_path}{small_flag}\n")
     write_text_atomic(out_path, header + tomli_w.dumps(table))
     removed = [item for item in items if item not in kept]
@@ -311,8 +337,8 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
         if path not in anything:
             say(f"smaller: {_format_path(path)} = {format_value(edits[path])}")
     for path in anything:
-        say(f"could be anything: {_format_path(path)} (from {format_value(edits[path])} to the original "
-            f"{format_value(_original_value(original, path))} it fails the same way)")
+        say(f"could be anything: {_format_path(path)} ({format_value(edits[path])} and the original "
+            f"{format_value(_original_value(original, path))} both fail the same way)")
     for option in format_set_options(final):
         say(f"kept: {option.replace('=', ' = ', 1)}")
     say(f"{shrinker.candidates} candidates run in {time.monotonic() - shrinker.started:.0f} s; "

@@ -68,7 +68,8 @@ def planted(tmp_path) -> Path:
 
 
 def test_the_planted_cause_is_all_that_is_left(planted, tmp_path):
-    assert scenarios.run(planted, small=True).checks["certificate"].status == "not_reached"
+    original = scenarios.run(planted, small=True)
+    assert original.checks["certificate"].status == "not_reached" and original.checks["halt"].status == "held"
     out = tmp_path / "out" / "shrunk.toml"
     out.parent.mkdir()
     lines: list[str] = []
@@ -87,6 +88,9 @@ def test_the_planted_cause_is_all_that_is_left(planted, tmp_path):
     report = scenarios.run(out, small=True)  # the file alone replays the failure with the same seed
     assert report.seed == shrunk["seed"] == 2026
     assert report.checks["certificate"].status == "not_reached"
+    # Not another failure: both crashes at 0 would stop the chain before the halt; the halt still holds.
+    assert report.checks["halt"].status == "held"
+    assert set(report.failed_checks) <= set(original.failed_checks)
     assert scenarios.load(out).response.pause_s == 300.0
 
 
