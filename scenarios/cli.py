@@ -291,6 +291,89 @@ def diff_command(data_dir: str, from_height: int, to_height: int, fork: int | No
                    f"{s['value'][0]} -> {s['value'][1]}")
 
 
+@main.command("sweep")
+@click.argument("scenario")
+@click.option("--seeds", type=click.IntRange(1, 100_000), required=True, help="Runs per point of the product.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+              help="Master seed the runs' seeds derive from (default: the scenario's).")
+@click.option("--set", "set_options", multiple=True, metavar="KEY=V1,V2,...",
+              help="A dotted key and the values to sweep it over (TOML each). Repeatable: the product is run.")
+@_SMALL_OPTION
+@click.option("--workers", type=click.IntRange(1, 1024), default=None,
+              help="Processes of the local pool or of --scheduler local (default: one per core).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT|local", default=None,
+              help="Run on this Dask distributed cluster ('local': start a LocalCluster).")
+@click.option("--out", "out_dir", metavar="DIR", required=True,
+              help="Write results.csv, summary.html and runs/ here (a sweep already there is resumed).")
+def sweep_command(scenario: str, seeds: int, seed: int | None, set_options: tuple[str, ...], small: bool,
+                  workers: int | None, scheduler: str | None, out_dir: str) -> None:
+    """Run SCENARIO over every combination of --set values times --seeds seeds; exit 1 if a run did not run."""
+    from scenarios.sweep import check_out_dir, parse_sweep_options, plan_sweep
+
+    _check_pool_options(workers, scheduler)
+    check_out_dir(out_dir)
+    plan = plan_sweep(scenario, seeds=seeds, axes=parse_sweep_options(set_options), small=small, master_seed=seed)
+    result = _run_sweep_with_progress(plan, out_dir, workers=workers, scheduler=scheduler)
+    click.echo(f"{len(plan.tasks)} runs: {result.cached} finished before, {result.executed} run now, "
+               f"{len(result.errors)} did not run; {out_dir}/results.csv, {out_dir}/summary.html", err=True)
+    for index, error in sorted(result.errors.items()):
+        click.echo(f"l2sim: run {index} did not run: {error}; reproduce with: {plan.tasks[index].reproduce}",
+                   err=True)
+    click.get_current_context().exit(EXIT_OK if result.is_complete else EXIT_CHECK_FAILED)
+
+
+def _check_pool_options(workers: int | None, scheduler: str | None) -> None:
+    from scenarios.sweep import check_scheduler
+
+    check_scheduler(scheduler)
+    if workers is not None and scheduler not in (None, "local"):
+        raise click.UsageError("--workers sizes the local pool or LocalCluster; a remote cluster has its own")
+
+
+def _run_sweep_with_progress(plan, out_dir: str, *, workers: int | None, scheduler: str | None):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from scenarios.sweep import run_sweep
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return run_sweep(plan, out_dir, workers=workers, scheduler=scheduler)
+    with Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as progress_bar:
+        task = progress_bar.add_task("sweep", total=len(plan.tasks))
+        return run_sweep(plan, out_dir, workers=workers, scheduler=scheduler,
+                         on_progress=lambda done, total: progress_bar.update(task, completed=done))
+
+
+@main.command("shrink")
+@click.argument("scenario")
+@click.option("--check", "check_name", required=True, metavar="NAME", help="The check that fails (l2sim explain NAME).")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None, help="Override the scenario's seed.")
+@_SET_OPTION
+@_SMALL_OPTION
+@click.option("--out", "out_path", metavar="FILE", required=True, help="Write the smallest failing scenario here (TOML).")
+@click.option("--workers", type=click.IntRange(1, 1024), default=None, help="Candidates run at once (default: one per core).")
+@click.option("--scheduler", metavar="tcp://HOST:PORT|local", default=None, help="Run candidates on this Dask cluster.")
+@click.option("--max-candidates", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="Candidates to run at most.")
+@click.option("--max-seconds", type=click.FloatRange(1, 30 * 86400), default=600.0, show_default=True,
+              help="Stop starting new candidates after this long.")
+def shrink_command(scenario: str, check_name: str, seed: int | None, set_options: tuple[str, ...], small: bool,
+                   out_path: str, workers: int | None, scheduler: str | None, max_candidates: int,
+                   max_seconds: float) -> None:
+    """Shrink SCENARIO to a smaller one that still fails --check with the same seed; exit 1 if it does not fail."""
+    from scenarios.shrink import ShrinkLimits, shrink_scenario
+
+    _check_pool_options(workers, scheduler)
+    check_output_file(out_path, "--out")
+    found = shrink_scenario(scenario, check=check_name, seed=seed, overrides=parse_set_options(set_options),
+                            small=small, out_path=out_path, workers=workers, scheduler=scheduler,
+                            limits=ShrinkLimits(max_candidates=max_candidates, max_seconds=max_seconds),
+                            say=lambda line: click.echo(line, err=True))
+    click.get_current_context().exit(EXIT_OK if found else EXIT_CHECK_FAILED)
+
+
 def compute_first_sentence(text: str) -> str:
     """The first sentence of `text` on one line (all of it when it has no full stop)."""
     flat = " ".join(text.split())

@@ -1,0 +1,218 @@
+"""`l2sim sweep`: rows that equal single runs, the same CSV on Dask, and a killed sweep that resumes.
+
+One small sweep (two values of detection.delay_blocks times two seeds) is run once on the
+local pool and compared with single `scenarios.run` calls, with a two-worker LocalCluster,
+and with a sweep killed by SIGKILL half way and run again.
+"""
+
+import csv
+import io
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from click.testing import CliRunner
+
+import scenarios
+from scenarios.cli import main
+from scenarios.loader import format_set_options, parse_set_options
+from scenarios.sweep import (
+    CSV_NAME,
+    RUNS_DIR,
+    parse_sweep_options,
+    plan_sweep,
+    run_sweep,
+    split_values,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SWEEP_ARGS = ["paradex-2026", "--seeds", "2", "--set", "detection.delay_blocks=1,3", "--small"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tree_on_pythonpath():
+    """Spawned workers (the pool's, the LocalCluster's) import this tree, as the test does."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", str(ROOT))
+        yield
+
+
+def _plan():
+    return plan_sweep("paradex-2026", seeds=2, axes={"detection.delay_blocks": [1, 3]}, small=True)
+
+
+def _rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def _without_wall(text: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "wall_s"} for row in _rows(text)]
+
+
+@pytest.fixture(scope="module")
+def pool_sweep(tmp_path_factory):
+    """The sweep on the local pool of two processes: its directory."""
+    out = tmp_path_factory.mktemp("pool") / "sweep"
+    result = run_sweep(_plan(), str(out), workers=2)
+    assert result.is_complete and result.executed == 4, result.errors
+    return out
+
+
+def test_each_row_is_the_single_run_its_command_replays(pool_sweep):
+    rows = _rows((pool_sweep / CSV_NAME).read_text())
+    assert [r["detection.delay_blocks"] for r in rows] == ["1", "1", "3", "3"]
+    assert rows[0]["seed"] == rows[2]["seed"] != rows[1]["seed"]  # every point sees the same seeds
+    assert len({r["digest"] for r in rows}) == 4
+    for row in (rows[0], rows[3]):
+        words = shlex.split(row["reproduce"])
+        assert words[:3] == ["l2sim", "run", "paradex-2026"] and "--small" in words
+        sets = [words[i + 1] for i, w in enumerate(words) if w == "--set"]
+        report = scenarios.run("paradex-2026", seed=int(words[words.index("--seed") + 1]), small=True,
+                               overrides=parse_set_options(sets))
+        assert report.digest == row["digest"]
+        assert row["ok"] == ("true" if report.ok else "false")
+        assert row["check.liveness"] == report.checks["liveness"].status
+        assert row["halt_height"] == str(report.incident.halt_height)
+        assert row["liquidated_accounts"] == str(len(report.incident.liquidated_accounts))
+        assert row["certificate_power"] == str(report.restore.certificate.power)
+        assert row["compensation_total"] == str(report.compensation.total)
+    assert rows[0]["halt_height"] != rows[2]["halt_height"]  # the varied key reached the runs
+    html = (pool_sweep / "summary.html").read_text()
+    assert "By detection.delay_blocks" in html and "<svg" in html and "src=" not in html
+
+
+def test_a_local_dask_cluster_gives_the_same_csv(pool_sweep, tmp_path):
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    result = run_sweep(_plan(), str(tmp_path / "dask"), workers=2, scheduler="local")
+    assert result.is_complete
+    assert _without_wall((tmp_path / "dask" / CSV_NAME).read_text()) == _without_wall(
+        (pool_sweep / CSV_NAME).read_text())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the cluster is closed: its processes go away
+        left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE]
+        if not left:
+            break
+        time.sleep(0.2)
+    assert not left, left
+
+
+def test_a_killed_sweep_resumes_without_rerunning_what_finished(pool_sweep, tmp_path):
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "scenarios.cli", "sweep", *SWEEP_ARGS, "--workers", "1", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list((out / RUNS_DIR).glob("*.json"))) < 1:
+            assert process.poll() is None, process.stderr.read()
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the sweep and its pool, mid-way
+        process.wait()
+    finished = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / RUNS_DIR).glob("*.json")}
+    assert 1 <= len(finished) < 4 and not (out / CSV_NAME).exists()
+
+    result = CliRunner().invoke(main, ["sweep", *SWEEP_ARGS, "--workers", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(finished)} finished before, {4 - len(finished)} run now" in result.output
+    for name, (mtime, data) in finished.items():
+        path = out / RUNS_DIR / name
+        assert (path.stat().st_mtime_ns, path.read_bytes()) == (mtime, data)
+    assert len(list((out / RUNS_DIR).glob("*.json"))) == 4
+    assert _without_wall((out / CSV_NAME).read_text()) == _without_wall((pool_sweep / CSV_NAME).read_text())
+
+
+def test_a_finished_sweep_runs_nothing_again(pool_sweep):
+    result = run_sweep(_plan(), str(pool_sweep), workers=1)
+    assert (result.cached, result.executed) == (4, 0)
+
+
+@pytest.mark.parametrize(("args", "names"), [
+    (["--set", "detection.delay_blocks=1,x"], ["--set", "detection.delay_blocks", '"x"']),
+    (["--set", "detection.bogus=1,2"], ["--set", "bogus"]),
+    (["--set", "detection.delay_blocks=1,"], ["--set", "detection.delay_blocks", "empty"]),
+    (["--scheduler", "udp://nowhere"], ["--scheduler", "udp://nowhere"]),
+    (["--scheduler", "tcp://127.0.0.1:1", "--workers", "2"], ["--workers"]),
+    (["--seeds", "0"], ["--seeds"]),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, names):
+    base = ["sweep", "paradex-2026", "--seeds", "2", "--small", "--out", str(tmp_path / "out")]
+    if "--seeds" in args:
+        base[2:4] = []
+    result = CliRunner().invoke(main, base + args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    assert all(name in lines[0] for name in names), lines[0]
+
+
+def test_an_out_dir_holding_something_else_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(main, ["sweep", "paradex-2026", "--seeds", "1", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "holds no sweep" in result.output
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_values_split_on_top_level_commas_only():
+    assert split_values('1, 2,[3, 4],{a = 1, b = "x,y"}') == ["1", "2", "[3, 4]", '{a = 1, b = "x,y"}']
+    axes = parse_sweep_options(['validators.byzantine=[{index=0, behaviour="crash"}],[]', "response.mode=full-rollback"])
+    assert axes == {"validators.byzantine": [[{"index": 0, "behaviour": "crash"}], []],
+                    "response.mode": ["full-rollback"]}
+
+
+def test_a_torn_result_file_is_run_again(pool_sweep, tmp_path):
+    plan = plan_sweep("paradex-2026", seeds=1, axes={}, small=True)
+    out = tmp_path / "torn"
+    (out / RUNS_DIR).mkdir(parents=True)
+    (out / "sweep.json").write_text("{}")
+    (out / RUNS_DIR / f"{plan.tasks[0].key}.json").write_text('{"key": "')  # a write cut short
+    result = run_sweep(plan, str(out), workers=1)
+    assert (result.cached, result.executed) == (0, 1)
+    assert json.loads((out / RUNS_DIR / f"{plan.tasks[0].key}.json").read_text())["key"] == plan.tasks[0].key
+
+
+def test_a_worker_killed_mid_run_is_reported_lost_and_not_cached(tmp_path):
+    plan = plan_sweep("paradex-2026", seeds=1, axes={}, small=True)
+    box = {}
+    sweep = threading.Thread(target=lambda: box.update(result=run_sweep(plan, str(tmp_path / "lost"), workers=1)))
+    sweep.start()
+    deadline = time.monotonic() + 60
+    worker = None
+    while worker is None and time.monotonic() < deadline:  # the pool's worker, not the resource tracker
+        worker = next((p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
+                       and "resource_tracker" not in " ".join(p.cmdline())), None)
+        time.sleep(0.05)
+    assert worker is not None
+    time.sleep(0.5)
+    os.kill(worker.pid, signal.SIGKILL)
+    sweep.join(timeout=60)
+    result = box["result"]
+    assert not result.is_complete and result.errors[0].startswith("lost")
+    assert list((tmp_path / "lost" / RUNS_DIR).glob("*.json")) == []  # run again next time
+    row = _rows((tmp_path / "lost" / CSV_NAME).read_text())[0]
+    assert row["ok"] == "" and row["error"].startswith("lost") and row["reproduce"]
+
+
+_TOML_SCALARS = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                          st.booleans(), st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                                                 max_size=8))
+_TOML_VALUES = st.recursive(_TOML_SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.from_regex(r"[a-z]{1,4}", fullmatch=True), inner, max_size=2)),
+    max_leaves=6)
+
+
+@given(values=st.lists(_TOML_VALUES, min_size=1, max_size=4))
+@example(values=['say "a,b"', 2])  # an escaped quote once ended the string early and split at its comma
+def test_any_values_written_as_toml_and_joined_by_commas_come_back(values):
+    texts = [format_set_options({"k": v})[0].partition("=")[2] for v in values]
+    assert parse_sweep_options([f"network.drop_rate={','.join(texts)}"]) == {"network.drop_rate": values}
