@@ -37,7 +37,7 @@ from typing import Any
 from scenarios.api import format_reproduce
 from scenarios.errors import InvalidValueError, OutputPathError, ScenarioError, UsedDataDirError, format_value
 from scenarios.loader import format_set_options, load_scenario, parse_set_options
-from scenarios.market import derive_seed
+from scenarios.seeds import derive_seed
 from scenarios.output import check_output_file, write_text_atomic
 from scenarios.schema import Scenario
 
