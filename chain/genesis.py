@@ -8,20 +8,31 @@ deployments; each must succeed. Their receipts are kept so that off-chain indexe
 start from genesis without reading the state.
 
 `build_genesis_once` is the same build for callers that make many chains from one spec
-(property tests, sweeps): the first build of a spec in a process is kept as an image of
-the nodes it wrote, and later builds of an identical spec copy those nodes into the new
-store instead of executing again. Trie nodes are keyed by their hash, so the new store
-ends up holding exactly what a fresh build would have written.
+(property tests, sweeps, every `l2sim run` of a bundled scenario): the first build of a spec
+is kept as an image of the nodes it wrote, in the process and in a per-user cache on disk
+(`$XDG_CACHE_HOME/l2sim/genesis`, keyed by the spec and a hash of the code that builds it),
+and later builds of an identical spec copy those nodes into the new store instead of
+executing again. Trie nodes are keyed by their hash, so the new store ends up holding
+exactly what a fresh build would have written; an image that does not read back whole is
+ignored and the spec is built again.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
+import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+from pathlib import Path
+
+import rlp
 
 from eth.abc import ReceiptAPI, SignedTransactionAPI
 from eth.constants import BLANK_ROOT_HASH
+from eth.rlp.receipts import Receipt
 from eth._utils.address import generate_contract_address
 from eth_hash.auto import keccak
 
@@ -33,6 +44,7 @@ from chain.store import MemoryStore, Store
 from chain.transactions import address_of, chain_id_for_fork, derive_private_key, sign_legacy
 
 DEPLOY_GAS = 30_000_000
+IMAGE_MAGIC = b"l2sim-genesis-image/1\n"
 MAX_KEPT_GENESIS_IMAGES = 4  # a full paradex-2026 genesis holds tens of MB of nodes
 
 
@@ -214,20 +226,115 @@ def compute_spec_key(spec: GenesisSpec) -> bytes:
     return hashlib.sha256(repr(content).encode()).digest()
 
 
+def get_genesis_cache_dir() -> Path:
+    """Where genesis images are cached for this user (relative, so unused, without a home)."""
+    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
+                                                if os.environ.get("HOME") else ".cache")
+    return Path(base) / "l2sim" / "genesis"
+
+
+@functools.lru_cache(maxsize=1)
+def get_builder_version() -> str:
+    """A hash of what a genesis image depends on besides its spec: this package's sources
+    (execution, state, contracts) and py-evm's version."""
+    digest = hashlib.sha256(version("py-evm").encode())
+    root = Path(__file__).parent
+    for path in sorted([*root.glob("*.py"), *root.glob("contracts/*.vy")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _encode_pairs(pairs) -> bytes:
+    out = bytearray()
+    for key, value in pairs:
+        out += len(key).to_bytes(4, "big") + key + len(value).to_bytes(4, "big") + value
+    return bytes(out)
+
+
+def _decode_pairs(raw: memoryview) -> tuple[tuple[bytes, bytes], ...]:
+    pairs, at = [], 0
+    while at < len(raw):
+        key_len = int.from_bytes(raw[at:at + 4], "big")
+        key = bytes(raw[at + 4:at + 4 + key_len])
+        at += 4 + key_len
+        value_len = int.from_bytes(raw[at:at + 4], "big")
+        value = bytes(raw[at + 4:at + 4 + value_len])
+        at += 4 + value_len
+        if at > len(raw):
+            raise ValueError("truncated")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+def _encode_image(image: "_GenesisImage") -> bytes:
+    genesis = image.genesis
+    meta = rlp.encode([rlp.encode(genesis.header), [[n, a] for n, a in sorted(genesis.contracts.items())],
+                       genesis.deployer_key, [rlp.encode(r) for r in genesis.receipts]])
+    nodes, preimages = _encode_pairs(image.nodes), _encode_pairs(image.preimages)
+    body = b"".join(len(part).to_bytes(8, "big") + part for part in (meta, nodes, preimages))
+    return IMAGE_MAGIC + hashlib.sha256(body).digest() + body
+
+
+def _decode_image(raw: bytes) -> "_GenesisImage":
+    """The image in `raw`; ValueError (or an RLP error) for anything not written whole."""
+    if raw[:len(IMAGE_MAGIC)] != IMAGE_MAGIC:
+        raise ValueError("not a genesis image")
+    checksum, body = raw[len(IMAGE_MAGIC):len(IMAGE_MAGIC) + 32], raw[len(IMAGE_MAGIC) + 32:]
+    if hashlib.sha256(body).digest() != checksum:
+        raise ValueError("checksum mismatch")
+    parts, view, at = [], memoryview(body), 0
+    for _ in range(3):
+        size = int.from_bytes(view[at:at + 8], "big")
+        parts.append(view[at + 8:at + 8 + size])
+        at += 8 + size
+    header_raw, contracts, deployer_key, receipts = rlp.decode(bytes(parts[0]))
+    genesis = Genesis(rlp.decode(header_raw, sedes=Header), {bytes(n).decode(): bytes(a) for n, a in contracts},
+                      bytes(deployer_key), tuple(rlp.decode(r, sedes=Receipt) for r in receipts))
+    return _GenesisImage(genesis, _decode_pairs(parts[1]), _decode_pairs(parts[2]))
+
+
+def _load_image(key: bytes) -> "_GenesisImage | None":
+    path = get_genesis_cache_dir() / f"{key.hex()}-{get_builder_version()}.img"
+    if not path.is_absolute():
+        return None
+    try:
+        return _decode_image(path.read_bytes())
+    except (OSError, ValueError, rlp.DecodingError, rlp.DeserializationError):
+        return None  # missing, torn or foreign: build it again
+
+
+def _save_image(key: bytes, image: "_GenesisImage") -> None:
+    directory = get_genesis_cache_dir()
+    if not directory.is_absolute():
+        return  # no home: never write into the working directory
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(_encode_image(image))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, directory / f"{key.hex()}-{get_builder_version()}.img")
+    except OSError:
+        return  # a read-only home or a full disk: building every time still works
+
+
 def build_genesis_once(store: Store, spec: GenesisSpec) -> Genesis:
-    """`build_genesis(store, spec)`, executing a given spec only once per process.
+    """`build_genesis(store, spec)`, executing a given spec only once (per process, then per user on disk).
 
     The result is the same: the store receives the same nodes and preimages, and the
     returned `Genesis` is equal. A spec that fails raises as `build_genesis` does and
     is not kept.
     """
     key = compute_spec_key(spec)
-    image = _images.get(key)
+    image = _images.get(key) or _load_image(key)
     if image is None:
         scratch = _ImageStore()
         genesis = build_genesis(scratch, spec)
         nodes, preimages = scratch.get_image()
         image = _GenesisImage(genesis, nodes, preimages)
+        _save_image(key, image)
+    if key not in _images:
         _images[key] = image
         while len(_images) > MAX_KEPT_GENESIS_IMAGES:
             _images.popitem(last=False)

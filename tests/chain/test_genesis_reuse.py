@@ -16,6 +16,56 @@ def _content(store: MemoryStore) -> tuple[dict, dict]:
     return dict(store._nodes), dict(store._preimages)
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Each test has its own disk cache of genesis images, empty at the start."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "l2sim" / "genesis"
+
+
+def _counting_builds(monkeypatch) -> list:
+    builds = []
+    real = chain.genesis.build_genesis
+    monkeypatch.setattr(chain.genesis, "build_genesis", lambda store, s: builds.append(s) or real(store, s))
+    return builds
+
+
+def test_a_genesis_image_read_back_from_disk_is_exactly_a_fresh_build(monkeypatch, own_cache):
+    spec = _spec(seed=21)
+    fresh_store = MemoryStore()
+    fresh = build_genesis(fresh_store, spec)
+    build_genesis_once(MemoryStore(), spec)  # builds, and writes the image
+    assert len(list(own_cache.glob("*.img"))) == 1
+    chain.genesis._images.clear()  # as a new process would start
+    builds = _counting_builds(monkeypatch)
+    store = MemoryStore()
+    assert build_genesis_once(store, spec) == fresh
+    assert builds == [] and _content(store) == _content(fresh_store)
+
+
+def test_a_torn_or_foreign_image_is_built_again(monkeypatch, own_cache):
+    spec = _spec(seed=22)
+    fresh_store = MemoryStore()
+    build_genesis(fresh_store, spec)
+    build_genesis_once(MemoryStore(), spec)
+    (image,) = own_cache.glob("*.img")
+    for damaged in (image.read_bytes()[:-7], b"junk", image.read_bytes()[:60] + b"x" + image.read_bytes()[61:]):
+        image.write_bytes(damaged)
+        chain.genesis._images.clear()
+        builds = _counting_builds(monkeypatch)
+        store = MemoryStore()
+        build_genesis_once(store, spec)
+        assert len(builds) == 1 and _content(store) == _content(fresh_store)
+
+
+def test_without_a_home_no_image_is_written(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    monkeypatch.setenv("HOME", "")
+    monkeypatch.chdir(tmp_path)
+    build_genesis_once(MemoryStore(), _spec(seed=23))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_reused_genesis_is_exactly_a_fresh_one(monkeypatch):
     spec = _spec(seed=11)
     fresh_store = MemoryStore()
