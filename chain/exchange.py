@@ -207,6 +207,39 @@ def settle_l1_withdrawal_call(
     )
 
 
+TRADING_MODES: dict[str, int] = {"open": 0, "cancel-only": 1, "post-only": 2}
+TRADING_MODE_NAMES: dict[int, str] = {mode: name for name, mode in TRADING_MODES.items()}
+
+
+def post_funding_call(addresses: ExchangeAddresses, indices: Mapping[int, int]) -> Call:
+    """Post `{market: funding index}` to perps, markets ascending (the oracle's reporter only)."""
+    markets = sorted(indices)
+    return Call(
+        addresses.perps,
+        encode_call(_perps(), "post_funding", markets, [indices[m] for m in markets]),
+    )
+
+
+def set_trading_mode_call(addresses: ExchangeAddresses, mode: str) -> Call:
+    """Set the perps trading mode, one of TRADING_MODES (perps owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_trading_mode", TRADING_MODES[mode]))
+
+
+def set_market_depth_call(addresses: ExchangeAddresses, market: int, depth_wei: int) -> Call:
+    """Set the notional (wei) that moves `market`'s mark by 1 %; 0 = infinite (perps owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_market_depth", market, depth_wei))
+
+
+def set_price_band_call(addresses: ExchangeAddresses, price_band_bps: int) -> Call:
+    """Clamp the mark to the index +/- `price_band_bps` in restricted modes; 0 = off (owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_price_band", price_band_bps))
+
+
+def set_flow_half_life_call(addresses: ExchangeAddresses, blocks: int) -> Call:
+    """Set the blocks after which the trade flow behind the premium halves (owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_flow_half_life", blocks))
+
+
 def post_prices_call(addresses: ExchangeAddresses, prices: Mapping[int, int]) -> Call:
     """Post `{market: price}` in one oracle transaction, markets in ascending order (reporter only)."""
     markets = sorted(prices)
@@ -303,6 +336,28 @@ def get_position(
     """`account`'s position in `market` at `root`."""
     size, entry_price = _view(store, root, addresses.perps, _perps(), "position", account, market)
     return Position(size, entry_price)
+
+
+def get_mark_price(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """The perps mark of `market` at `root`: the index price plus the flow premium."""
+    return _view(store, root, addresses.perps, _perps(), "mark_price", market)[0]
+
+
+def get_funding_index(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """`market`'s funding index at `root` (price units, signed)."""
+    return _view(store, root, addresses.perps, _perps(), "funding_index", market)[0]
+
+
+def get_accrued_funding(
+    store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes, market: int
+) -> int:
+    """Funding `account` owes on its `market` position since its last change (+: it pays)."""
+    return _view(store, root, addresses.perps, _perps(), "accrued_funding", account, market)[0]
+
+
+def get_trading_mode(store: Store, root: bytes, addresses: ExchangeAddresses) -> str:
+    """The perps trading mode at `root`: "open", "cancel-only" or "post-only"."""
+    return TRADING_MODE_NAMES[_view(store, root, addresses.perps, _perps(), "trading_mode")[0]]
 
 
 def get_collateral(store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes) -> int:
@@ -527,6 +582,47 @@ class PositionRestored:
 
 
 @dataclass(frozen=True)
+class FundingRealised:
+    """Funding PnL `amount` (+: to the account) settled on `account`'s `market` position;
+    of a loss, `shortfall` exceeded the collateral and was forgone by the vault."""
+
+    account: bytes
+    market: int
+    amount: int
+    shortfall: int
+
+
+@dataclass(frozen=True)
+class FundingIndexUpdated:
+    """`market`'s funding index set to `index`."""
+
+    market: int
+    index: int
+
+
+@dataclass(frozen=True)
+class TradingModeChanged:
+    """The perps trading mode is now `mode` (TRADING_MODE_NAMES)."""
+
+    mode: int
+
+
+@dataclass(frozen=True)
+class MarketDepthSet:
+    """`market`'s depth (wei of notional per 1 % move) is now `depth`."""
+
+    market: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class PriceBandSet:
+    """The restricted-mode price band is now `price_band_bps`."""
+
+    price_band_bps: int
+
+
+@dataclass(frozen=True)
 class BridgeWithdrawalInitiated:
     """A withdrawal to L1 recorded by the bridge at `block_number`."""
 
@@ -557,6 +653,11 @@ ExchangeEvent = (
     | L1WithdrawalSettled
     | AccountRestored
     | PositionRestored
+    | FundingRealised
+    | FundingIndexUpdated
+    | TradingModeChanged
+    | MarketDepthSet
+    | PriceBandSet
     | BridgeWithdrawalInitiated
     | DepositCredited
 )
@@ -574,6 +675,11 @@ _EVENT_TYPES = (
     ("perps", "L1WithdrawalSettled", L1WithdrawalSettled),
     ("perps", "AccountRestored", AccountRestored),
     ("perps", "PositionRestored", PositionRestored),
+    ("perps", "FundingRealised", FundingRealised),
+    ("perps", "FundingIndexUpdated", FundingIndexUpdated),
+    ("perps", "TradingModeChanged", TradingModeChanged),
+    ("perps", "MarketDepthSet", MarketDepthSet),
+    ("perps", "PriceBandSet", PriceBandSet),
     ("bridge", "WithdrawalInitiated", BridgeWithdrawalInitiated),
     ("bridge", "DepositCredited", DepositCredited),
 )
