@@ -8,7 +8,7 @@ into typed, frozen event records, in log order.
 
 Units are the contracts' (see perps.vy): collateral and amounts in wei (1e18 wei = 1
 USD), prices in USD * 1e18 per whole base unit, sizes in base units * 1e18 (+ long,
-- short). Market ids are the oracle's: 0 BTC-USD, 1 ETH-USD, 2 SOL-USD.
+- short). Market ids are the oracle's: 0 BTC-USD, 1 ETH-USD, 2 SOL-USD, 3 PAXG-USD.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ USD = 10**18  # wei of collateral per USD
 PRICE_UNIT = 10**18  # oracle price of 1 USD per base unit
 SIZE_UNIT = 10**18  # size of one whole base unit (1 BTC)
 BPS = 10_000
-MARKET_IDS: dict[str, int] = {"BTC-USD": 0, "ETH-USD": 1, "SOL-USD": 2}
+MARKET_IDS: dict[str, int] = {"BTC-USD": 0, "ETH-USD": 1, "SOL-USD": 2, "PAXG-USD": 3}
 MARKET_NAMES: dict[int, str] = {market: name for name, market in MARKET_IDS.items()}
 
 
@@ -355,6 +355,18 @@ def get_accrued_funding(
     return _view(store, root, addresses.perps, _perps(), "accrued_funding", account, market)[0]
 
 
+def get_funding_cached(
+    store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes, market: int
+) -> int:
+    """The funding index `account`'s `market` position cached at its last change."""
+    return _view(store, root, addresses.perps, _perps(), "funding_cached", account, market)[0]
+
+
+def get_market_depth(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """`market`'s depth at `root`: wei of notional per 1 % move of the mark; 0 = infinite."""
+    return _view(store, root, addresses.perps, _perps(), "market_depth", market)[0]
+
+
 def get_trading_mode(store: Store, root: bytes, addresses: ExchangeAddresses) -> str:
     """The perps trading mode at `root`: "open", "cancel-only" or "post-only"."""
     return TRADING_MODE_NAMES[_view(store, root, addresses.perps, _perps(), "trading_mode")[0]]
@@ -623,6 +635,13 @@ class PriceBandSet:
 
 
 @dataclass(frozen=True)
+class FlowHalfLifeSet:
+    """The trade flow behind the premium now halves every `blocks` blocks."""
+
+    blocks: int
+
+
+@dataclass(frozen=True)
 class BridgeWithdrawalInitiated:
     """A withdrawal to L1 recorded by the bridge at `block_number`."""
 
@@ -658,6 +677,7 @@ ExchangeEvent = (
     | TradingModeChanged
     | MarketDepthSet
     | PriceBandSet
+    | FlowHalfLifeSet
     | BridgeWithdrawalInitiated
     | DepositCredited
 )
@@ -680,6 +700,7 @@ _EVENT_TYPES = (
     ("perps", "TradingModeChanged", TradingModeChanged),
     ("perps", "MarketDepthSet", MarketDepthSet),
     ("perps", "PriceBandSet", PriceBandSet),
+    ("perps", "FlowHalfLifeSet", FlowHalfLifeSet),
     ("bridge", "WithdrawalInitiated", BridgeWithdrawalInitiated),
     ("bridge", "DepositCredited", DepositCredited),
 )
@@ -747,6 +768,11 @@ def is_price_post(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> boo
     selectors = (_selector("post_prices", "uint256[]", "uint256[]"),
                  _selector("post_price", "uint256", "uint256"))
     return tx.to == addresses.oracle and bytes(tx.data[:4]) in selectors
+
+
+def is_funding_post(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:
+    """True when `tx` calls the perps contract's `post_funding` (read from its calldata)."""
+    return tx.to == addresses.perps and bytes(tx.data[:4]) == _selector("post_funding", "uint256[]", "int256[]")
 
 
 def is_liquidation_call(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:

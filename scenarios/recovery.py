@@ -31,6 +31,7 @@ Then, for all modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from eth.abc import SignedTransactionAPI
@@ -45,12 +46,19 @@ from chain.exchange import (
     decode_events,
     get_collateral,
     get_equity,
+    get_funding_index,
+    get_market_depth,
     get_position,
     get_price,
+    is_funding_post,
     is_liquidation_call,
     is_price_post,
+    post_funding_call,
     post_prices_call,
     restore_account_call,
+    set_market_depth_call,
+    set_price_band_call,
+    set_trading_mode_call,
     settle_l1_withdrawal_call,
     sign_call,
 )
@@ -115,11 +123,20 @@ class Recovery:
     corrupted_markets: tuple[int, ...]
     price_offset: int  # how far ahead of the height the true price path runs after the restart
     discarded_transactions: tuple[SignedTransactionAPI, ...] = field(default=())
+    # The reopening: (first height, mode) per phase, and the owner's calls that switch
+    # phases after the restart block, by height.
+    reopening_phases: tuple[tuple[int, str], ...] = field(default=())
+    later_ledger: tuple[tuple[int, tuple[SignedTransactionAPI, ...]], ...] = field(default=())
 
     @property
     def restart_height(self) -> int:
         """Height of the first block of the new fork (it carries the ledgers)."""
         return self.base_height + (2 if self.restore_block is not None else 1)
+
+    @property
+    def restart_ledger(self) -> dict[int, tuple[SignedTransactionAPI, ...]]:
+        """height -> the certified transactions a block at that height must start with."""
+        return {self.restart_height: self.restart_transactions, **dict(self.later_ledger)}
 
     @property
     def surgery_digest(self) -> bytes:
@@ -137,6 +154,7 @@ class Recovery:
         return compute_digest(
             [[e.account, e.amount, e.reason.encode()] for e in self.compensation]
             + [[tx.hash for tx in self.restart_transactions]]
+            + [[height, [tx.hash for tx in txs]] for height, txs in self.later_ledger]
         )
 
     @property
@@ -161,6 +179,62 @@ class ExchangeSetup:
     @property
     def owner(self) -> bytes:
         return address_of(self.owner_key)
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """How trading reopens after the restart: blocks of cancel-only, then of post-only (each
+    may be 0), the depth share during both, and the price band (0: off)."""
+
+    cancel_only_blocks: int = 0
+    post_only_blocks: int = 0
+    depth_share: float = 1.0
+    price_band_bps: int = 0
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.cancel_only_blocks + self.post_only_blocks > 0
+
+
+def compute_reopening(scenario) -> Reopening:
+    """The scenario's `[response]` reopening in blocks."""
+    response, block_time_s = scenario.response, scenario.chain.block_time_s
+    return Reopening(
+        cancel_only_blocks=int(response.cancel_only_s / block_time_s),
+        post_only_blocks=int(response.post_only_s / block_time_s),
+        depth_share=response.reopen_depth_share,
+        price_band_bps=response.price_band_bps,
+    )
+
+
+def plan_reopening(
+    store: Store, root: bytes, setup: "ExchangeSetup", reopening: Reopening, restart_height: int
+) -> tuple[tuple[tuple[int, str], ...], dict[int, list]]:
+    """The phases ((first height, mode), ...) and, by height, the owner calls that make them:
+    band and thin depth with the first restricted phase, full depth when trading opens.
+    Depths are read from the chain at `root` (the restored state), not from the world."""
+    if not reopening.is_restricted:
+        return (), {}
+    depths = {m: get_market_depth(store, root, setup.addresses, m) for m in setup.markets}
+    thin = {m: int(d * Decimal(repr(reopening.depth_share))) for m, d in depths.items() if d > 0}
+    phases = []
+    height = restart_height
+    for mode, blocks in (("cancel-only", reopening.cancel_only_blocks), ("post-only", reopening.post_only_blocks)):
+        if blocks > 0:
+            phases.append((height, mode))
+            height += blocks
+    phases.append((height, "open"))
+    addresses = setup.addresses
+    calls: dict[int, list] = {}
+    first, first_mode = phases[0]
+    calls[first] = [set_trading_mode_call(addresses, first_mode)]
+    if reopening.price_band_bps:
+        calls[first].append(set_price_band_call(addresses, reopening.price_band_bps))
+    calls[first] += [set_market_depth_call(addresses, m, thin[m]) for m in sorted(thin)]
+    for start, mode in phases[1:]:
+        calls[start] = [set_trading_mode_call(addresses, mode)]
+    calls[phases[-1][0]] += [set_market_depth_call(addresses, m, depths[m]) for m in sorted(thin)]
+    return tuple(phases), calls
 
 
 Feed = Callable[..., Mapping[int, int]]
@@ -198,8 +272,8 @@ def find_corrupted_markets(store: Store, history: History, setup: ExchangeSetup,
 
 
 def _is_price_dependent(setup: ExchangeSetup, tx: SignedTransactionAPI, tainted: set[bytes]) -> bool:
-    return (is_price_post(setup.addresses, tx) or is_liquidation_call(setup.addresses, tx)
-            or tx.sender in tainted)
+    return (is_price_post(setup.addresses, tx) or is_funding_post(setup.addresses, tx)
+            or is_liquidation_call(setup.addresses, tx) or tx.sender in tainted)
 
 
 def _tainted_accounts(store: Store, setup: ExchangeSetup, snapshot_root: bytes, window, events_by_height,
@@ -230,6 +304,7 @@ def compute_recovery(
     finality_blocks: int,
     pause_blocks: int,
     cache: ExecutionCache | None = None,
+    reopening: Reopening = Reopening(),
 ) -> Recovery:
     """The restore of `history` (halted at `halt_height`) to `target_height` under `mode`."""
     assert 0 <= target_height < halt_height <= history.height, "target below halt below head"
@@ -332,6 +407,20 @@ def compute_recovery(
     for entry in compensation:
         call = compensate_call(addresses, entry.account, entry.amount)
         restart.append(sign_call(owner_key, call, nonce=nonce + len(restart), fork_id=new_fork_id))
+    # The reopening's owner calls: those of the restart height join its ledger; later ones
+    # form ledgers of their own heights, signed with the nonces that follow (the owner
+    # signs nothing else on the new fork).
+    phases, phase_calls = plan_reopening(store, post_root, setup, reopening, restart_height)
+    later = []
+    signed = len(restart)
+    for height in sorted(phase_calls):
+        txs = [sign_call(owner_key, call, nonce=nonce + signed + i, fork_id=new_fork_id)
+               for i, call in enumerate(phase_calls[height])]
+        signed += len(txs)
+        if height == restart_height:
+            restart += txs
+        else:
+            later.append((height, tuple(txs)))
 
     return Recovery(
         mode=mode,
@@ -351,19 +440,27 @@ def compute_recovery(
         corrupted_markets=corrupted,
         price_offset=price_offset,
         discarded_transactions=discarded,
+        reopening_phases=phases,
+        later_ledger=tuple(later),
     )
 
 
 def _replay_with_true_prices(store: Store, setup: ExchangeSetup, feed: Feed, snapshot: Header, window) -> bytes:
-    """The window re-executed from the snapshot with every price post at the feed's price."""
+    """The window re-executed from the snapshot with every price post at the feed's price and
+    every funding post at the snapshot's indices (funding does not move in this model, so the
+    snapshot's index is the true one: read from the chain, not from the world)."""
+    true_funding = {m: get_funding_index(store, snapshot.state_root, setup.addresses, m) for m in setup.markets}
     parent = snapshot
     for block in window:
-        txs = [
-            sign_call(setup.reporter_key, post_prices_call(setup.addresses, feed(block.height)),
-                      nonce=tx.nonce, fork_id=block.header.fork_id)
-            if is_price_post(setup.addresses, tx) else tx
-            for tx in block.transactions
-        ]
+        txs = []
+        for tx in block.transactions:
+            if is_price_post(setup.addresses, tx):
+                tx = sign_call(setup.reporter_key, post_prices_call(setup.addresses, feed(block.height)),
+                               nonce=tx.nonce, fork_id=block.header.fork_id)
+            elif is_funding_post(setup.addresses, tx):
+                tx = sign_call(setup.reporter_key, post_funding_call(setup.addresses, true_funding),
+                               nonce=tx.nonce, fork_id=block.header.fork_id)
+            txs.append(tx)
         parent = build_block(
             store, parent, txs, proposer=block.header.proposer,
             timestamp=block.header.timestamp, fork_id=block.header.fork_id,

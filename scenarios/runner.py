@@ -58,7 +58,7 @@ from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
 from scenarios.market import derive_seed
-from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
+from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery, compute_reopening
 from scenarios.events import EventLog
 from scenarios.inspect import start_saved_run
 from scenarios.schema import MARKETS, Scenario
@@ -444,6 +444,7 @@ def get_recovery(setup: RunSetup, node: Node, target_height: int) -> Recovery:
             finality_blocks=scenario.chain.finality_blocks,
             pause_blocks=int(scenario.response.pause_s / scenario.chain.block_time_s),
             cache=setup.cache,
+            reopening=compute_reopening(scenario),
         )
         setup.recoveries[key] = recovery
     return recovery
@@ -475,7 +476,7 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
         history.append(recovery.restore_block)
     view.restored_root = history.head.state_root
     view.fork_id = plan.new_fork_id  # its alarm watches the first fork only: no halt on this one
-    view.restart_ledger = {recovery.restart_height: recovery.restart_transactions}
+    view.restart_ledger = recovery.restart_ledger
     if view.restored_root != plan.expected_root:
         view.restore_error = (f"restored root 0x{view.restored_root.hex()} != certificate's expected "
                               f"0x{plan.expected_root.hex()}")

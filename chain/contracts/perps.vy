@@ -317,7 +317,11 @@ def _current_flow(market: uint256) -> int256:
     half_life: uint256 = self.flow_half_life
     if flow == 0 or half_life == 0:
         return flow
-    halvings: uint256 = (block.number - self._flow_block[market]) // half_life
+    # A view run with an earlier block number (the client's default context) sees no decay.
+    last: uint256 = self._flow_block[market]
+    if block.number <= last:
+        return flow
+    halvings: uint256 = (block.number - last) // half_life
     if halvings >= MAX_HALVINGS:
         return 0
     # Truncation toward zero: the decay is symmetric for buys and sells.
