@@ -148,11 +148,21 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             "total": sum(e.amount for e in recovery.reconciliation),
         }
         report["reopening"] = _reopening_section(run, recovery)
-        entries = sorted(recovery.compensation, key=lambda e: (-e.amount, e.account))
+        returned = recovery.restore_returned
+        report["restore"]["returned"] = {
+            "policy": "restore-returned",
+            "accounts": len(returned),
+            "total": sum(e.amount for e in returned),
+            "entries": [{"account": _hex(e.account), "amount": e.amount, "restored_equity": e.restored_equity,
+                         "halted_equity": e.halted_equity} for e in returned],
+        }
+        entries = sorted(run.compensation_entries, key=lambda e: (-e.amount, e.account))
         report["compensation"] = {
-            "accounts": len(entries),
+            "accounts": len({e.account for e in entries}),
             "total": sum(e.amount for e in entries),
-            "entries": [{"account": _hex(e.account), "amount": e.amount, "reason": e.reason} for e in entries],
+            "entries": [{"account": _hex(e.account), "amount": e.amount, "reason": e.reason, "payer": e.payer,
+                         "counterfactual_equity": e.counterfactual_equity, "restored_equity": e.restored_equity,
+                         "detail": e.detail} for e in entries],
         }
     report["checks"] = compute_checks(run, report["forensics"]["culprits"])
     report["metrics"] = {

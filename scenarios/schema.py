@@ -24,6 +24,7 @@ Market = Literal["BTC-USD", "ETH-USD", "SOL-USD", "PAXG-USD"]
 ResponseMode = Literal["full-rollback", "selective-restore", "rollback-replay"]
 WithdrawalPolicy = Literal["debit-account", "charge-vault"]
 GlitchKind = Literal["price", "funding-reset", "both"]
+CompensationPolicy = Literal["halt-drift", "reopening-harm"]
 Topology = Literal["complete", "random-regular", "geo"]
 
 BEHAVIOURS: tuple[str, ...] = get_args(Behaviour)
@@ -329,6 +330,17 @@ class ResponseConfig(_Model):
     price_band_bps: int = Field(
         0, ge=0, le=10_000, description="During cancel-only and post-only, clamp the mark to the index price "
         "+/- this band; 0 = off (Paradex added it after the incident)."
+    )
+    compensation_policies: Annotated[tuple[CompensationPolicy, ...], _LAX_ARRAY] = Field(
+        ("halt-drift",), description="What is paid, from the liquidator vault: halt-drift (accounts liquidated "
+        "in the rolled-back window, for what the window on true prices would have left them beyond the "
+        "restore, at the restart price) and/or reopening-harm (accounts liquidated in cancel-only or "
+        "post-only at a mark outside audit_band_bps, for what a replay with the band on would have left "
+        "them). What the restore itself returned is always reported, never paid."
+    )
+    audit_band_bps: int = Field(
+        100, ge=1, le=10_000, description="The band the reopening-harm audit judges liquidations by "
+        "(price_band_bps instead when that is on)."
     )
 
 

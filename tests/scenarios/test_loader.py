@@ -28,6 +28,7 @@ BUNDLED = [
     "dao-selective-restore",
     "replay-after-rollback",
     "stale-oracle-restart",
+    "paradex-band",
 ]
 
 

@@ -12,6 +12,7 @@ import pytest
 from chain.exchange import MARKET_IDS, Liquidated, decode_events, get_price, get_trading_mode
 from chain.execution import apply_block
 from scenarios.loader import load_scenario
+from scenarios.recovery import compute_reopening_audit
 from scenarios.report import build_report
 from scenarios.runner import run_scenario_once
 
@@ -38,6 +39,8 @@ REOPENING = {
     "prices.initial_usd": {"BTC-USD": 95_000.0, "ETH-USD": 3_300.0, "SOL-USD": 190.0, "PAXG-USD": 4_600.0},
     "exchange.depth_usd": {"PAXG-USD": 200_000.0},
     "exchange.funding_index_usd": {"BTC-USD": 2_000.0, "PAXG-USD": 60.0},
+    "response.compensation_policies": ["reopening-harm"],
+    "response.price_band_bps": 0,
 }
 
 
@@ -101,7 +104,11 @@ def test_the_plan_certifies_the_later_phase_calls(unbanded):
     run, _ = unbanded
     recovery = run.recovery
     for node in run.honest:
-        assert node.view.restart_ledger == recovery.restart_ledger
+        # The audit's payments follow the planned calls where trading opens.
+        installed = node.view.restart_ledger
+        assert installed.keys() == recovery.restart_ledger.keys()
+        for height, planned in recovery.restart_ledger.items():
+            assert installed[height][: len(planned)] == planned
     # Planted fault: a plan whose post-only call came one block later must not hash the same.
     (height, txs), = recovery.later_ledger[:1]
     moved = dataclasses.replace(recovery, later_ledger=((height + 1, txs), *recovery.later_ledger[1:]))
@@ -123,3 +130,54 @@ def test_with_the_band_no_restricted_liquidation_is_outside_it(banded, unbanded)
     for height, event, index in restricted_liquidations(run):
         assert abs(event.price - index) * 10_000 <= index * 100, (height, event)
     assert report["reopening"]["liquidations"] < unbanded[1]["reopening"]["liquidations"]
+
+
+# ---------------------------------------------------------------- compensation
+
+
+def test_every_compensation_entry_recomputes_from_the_report(unbanded):
+    run, report = unbanded
+    assert not [name for name, check in report["checks"].items() if not check["ok"]]
+    compensation = report["compensation"]
+    assert compensation["entries"], "the unbanded reopening must harm someone, or this test proves nothing"
+    assert compensation["total"] == sum(e["amount"] for e in compensation["entries"])
+    reopened = set(report["reopening"]["liquidated_accounts"])
+    for entry in compensation["entries"]:
+        assert entry["amount"] == entry["counterfactual_equity"] - entry["restored_equity"] > 0
+        assert entry["reason"] == "reopening-harm" and entry["payer"] == "liquidator-vault"
+        assert entry["account"] in reopened
+    returned = report["restore"]["returned"]
+    assert returned["accounts"] == len(report["incident"]["liquidated_accounts"]) > 0
+    assert returned["total"] == sum(e["amount"] for e in returned["entries"])
+    for entry in returned["entries"]:
+        assert entry["amount"] == entry["restored_equity"] - entry["halted_equity"]
+    # The restore gave the window's liquidated their equity back: reported, not paid.
+    assert returned["total"] > 0
+
+
+def test_an_account_whose_counterfactual_equals_its_restored_equity_is_paid_nothing(unbanded):
+    run, _ = unbanded
+    node = run.reference
+    paid = node.audit
+    assert paid is not None and paid.entries and paid.harmed
+    # A replay whose band never binds (the premium is capped at 50 %) is the chain as it went:
+    # every harmed account's counterfactual equals its equity, so nothing is owed.
+    same = compute_reopening_audit(run.store, node.view.history, run.setup.exchange, run.recovery, 100,
+                                   replay_band_bps=10_000)
+    assert same.harmed == paid.harmed and same.entries == ()
+
+
+def test_the_audit_pays_in_the_block_where_trading_opens(unbanded):
+    run, _ = unbanded
+    audit = run.reference.audit
+    block = run.reference.view.history.block_at(audit.height)
+    planned = run.recovery.restart_ledger[audit.height]
+    expected = tuple(tx.hash for tx in planned + audit.transactions)
+    assert tuple(tx.hash for tx in block.transactions[: len(expected)]) == expected
+    assert len(audit.transactions) == len(audit.entries)
+
+
+def test_with_the_band_nobody_is_harmed(banded):
+    run, report = banded
+    assert report["compensation"]["entries"] == []
+    assert not [name for name, check in report["checks"].items() if not check["ok"]]
