@@ -8,7 +8,7 @@ into typed, frozen event records, in log order.
 
 Units are the contracts' (see perps.vy): collateral and amounts in wei (1e18 wei = 1
 USD), prices in USD * 1e18 per whole base unit, sizes in base units * 1e18 (+ long,
-- short). Market ids are the oracle's: 0 BTC-USD, 1 ETH-USD, 2 SOL-USD.
+- short). Market ids are the oracle's: 0 BTC-USD, 1 ETH-USD, 2 SOL-USD, 3 PAXG-USD.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ USD = 10**18  # wei of collateral per USD
 PRICE_UNIT = 10**18  # oracle price of 1 USD per base unit
 SIZE_UNIT = 10**18  # size of one whole base unit (1 BTC)
 BPS = 10_000
-MARKET_IDS: dict[str, int] = {"BTC-USD": 0, "ETH-USD": 1, "SOL-USD": 2}
+MARKET_IDS: dict[str, int] = {"BTC-USD": 0, "ETH-USD": 1, "SOL-USD": 2, "PAXG-USD": 3}
 MARKET_NAMES: dict[int, str] = {market: name for name, market in MARKET_IDS.items()}
 
 
@@ -212,6 +212,39 @@ def settle_l1_withdrawal_call(
     )
 
 
+TRADING_MODES: dict[str, int] = {"open": 0, "cancel-only": 1, "post-only": 2}
+TRADING_MODE_NAMES: dict[int, str] = {mode: name for name, mode in TRADING_MODES.items()}
+
+
+def post_funding_call(addresses: ExchangeAddresses, indices: Mapping[int, int]) -> Call:
+    """Post `{market: funding index}` to perps, markets ascending (the oracle's reporter only)."""
+    markets = sorted(indices)
+    return Call(
+        addresses.perps,
+        encode_call(_perps(), "post_funding", markets, [indices[m] for m in markets]),
+    )
+
+
+def set_trading_mode_call(addresses: ExchangeAddresses, mode: str) -> Call:
+    """Set the perps trading mode, one of TRADING_MODES (perps owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_trading_mode", TRADING_MODES[mode]))
+
+
+def set_market_depth_call(addresses: ExchangeAddresses, market: int, depth_wei: int) -> Call:
+    """Set the notional (wei) that moves `market`'s mark by 1 %; 0 = infinite (perps owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_market_depth", market, depth_wei))
+
+
+def set_price_band_call(addresses: ExchangeAddresses, price_band_bps: int) -> Call:
+    """Clamp the mark to the index +/- `price_band_bps` in restricted modes; 0 = off (owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_price_band", price_band_bps))
+
+
+def set_flow_half_life_call(addresses: ExchangeAddresses, blocks: int) -> Call:
+    """Set the blocks after which the trade flow behind the premium halves (owner only)."""
+    return Call(addresses.perps, encode_call(_perps(), "set_flow_half_life", blocks))
+
+
 def post_prices_call(addresses: ExchangeAddresses, prices: Mapping[int, int]) -> Call:
     """Post `{market: price}` in one oracle transaction, markets in ascending order (reporter only)."""
     markets = sorted(prices)
@@ -308,6 +341,40 @@ def get_position(
     """`account`'s position in `market` at `root`."""
     size, entry_price = _view(store, root, addresses.perps, _perps(), "position", account, market)
     return Position(size, entry_price)
+
+
+def get_mark_price(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """The perps mark of `market` at `root`: the index price plus the flow premium."""
+    return _view(store, root, addresses.perps, _perps(), "mark_price", market)[0]
+
+
+def get_funding_index(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """`market`'s funding index at `root` (price units, signed)."""
+    return _view(store, root, addresses.perps, _perps(), "funding_index", market)[0]
+
+
+def get_accrued_funding(
+    store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes, market: int
+) -> int:
+    """Funding `account` owes on its `market` position since its last change (+: it pays)."""
+    return _view(store, root, addresses.perps, _perps(), "accrued_funding", account, market)[0]
+
+
+def get_funding_cached(
+    store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes, market: int
+) -> int:
+    """The funding index `account`'s `market` position cached at its last change."""
+    return _view(store, root, addresses.perps, _perps(), "funding_cached", account, market)[0]
+
+
+def get_market_depth(store: Store, root: bytes, addresses: ExchangeAddresses, market: int) -> int:
+    """`market`'s depth at `root`: wei of notional per 1 % move of the mark; 0 = infinite."""
+    return _view(store, root, addresses.perps, _perps(), "market_depth", market)[0]
+
+
+def get_trading_mode(store: Store, root: bytes, addresses: ExchangeAddresses) -> str:
+    """The perps trading mode at `root`: "open", "cancel-only" or "post-only"."""
+    return TRADING_MODE_NAMES[_view(store, root, addresses.perps, _perps(), "trading_mode")[0]]
 
 
 def get_collateral(store: Store, root: bytes, addresses: ExchangeAddresses, account: bytes) -> int:
@@ -532,6 +599,54 @@ class PositionRestored:
 
 
 @dataclass(frozen=True)
+class FundingRealised:
+    """Funding PnL `amount` (+: to the account) settled on `account`'s `market` position;
+    of a loss, `shortfall` exceeded the collateral and was forgone by the vault."""
+
+    account: bytes
+    market: int
+    amount: int
+    shortfall: int
+
+
+@dataclass(frozen=True)
+class FundingIndexUpdated:
+    """`market`'s funding index set to `index`."""
+
+    market: int
+    index: int
+
+
+@dataclass(frozen=True)
+class TradingModeChanged:
+    """The perps trading mode is now `mode` (TRADING_MODE_NAMES)."""
+
+    mode: int
+
+
+@dataclass(frozen=True)
+class MarketDepthSet:
+    """`market`'s depth (wei of notional per 1 % move) is now `depth`."""
+
+    market: int
+    depth: int
+
+
+@dataclass(frozen=True)
+class PriceBandSet:
+    """The restricted-mode price band is now `price_band_bps`."""
+
+    price_band_bps: int
+
+
+@dataclass(frozen=True)
+class FlowHalfLifeSet:
+    """The trade flow behind the premium now halves every `blocks` blocks."""
+
+    blocks: int
+
+
+@dataclass(frozen=True)
 class BridgeWithdrawalInitiated:
     """A withdrawal to L1 recorded by the bridge at `block_number`."""
 
@@ -562,6 +677,12 @@ ExchangeEvent = (
     | L1WithdrawalSettled
     | AccountRestored
     | PositionRestored
+    | FundingRealised
+    | FundingIndexUpdated
+    | TradingModeChanged
+    | MarketDepthSet
+    | PriceBandSet
+    | FlowHalfLifeSet
     | BridgeWithdrawalInitiated
     | DepositCredited
 )
@@ -579,6 +700,12 @@ _EVENT_TYPES = (
     ("perps", "L1WithdrawalSettled", L1WithdrawalSettled),
     ("perps", "AccountRestored", AccountRestored),
     ("perps", "PositionRestored", PositionRestored),
+    ("perps", "FundingRealised", FundingRealised),
+    ("perps", "FundingIndexUpdated", FundingIndexUpdated),
+    ("perps", "TradingModeChanged", TradingModeChanged),
+    ("perps", "MarketDepthSet", MarketDepthSet),
+    ("perps", "PriceBandSet", PriceBandSet),
+    ("perps", "FlowHalfLifeSet", FlowHalfLifeSet),
     ("bridge", "WithdrawalInitiated", BridgeWithdrawalInitiated),
     ("bridge", "DepositCredited", DepositCredited),
 )
@@ -646,6 +773,11 @@ def is_price_post(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> boo
     selectors = (_selector("post_prices", "uint256[]", "uint256[]"),
                  _selector("post_price", "uint256", "uint256"))
     return tx.to == addresses.oracle and bytes(tx.data[:4]) in selectors
+
+
+def is_funding_post(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:
+    """True when `tx` calls the perps contract's `post_funding` (read from its calldata)."""
+    return tx.to == addresses.perps and bytes(tx.data[:4]) == _selector("post_funding", "uint256[]", "int256[]")
 
 
 def is_liquidation_call(addresses: ExchangeAddresses, tx: SignedTransactionAPI) -> bool:

@@ -24,12 +24,19 @@ from eth.abc import SignedTransactionAPI
 from chain.blocks import Block
 from chain.exchange import (
     BPS,
+    TRADING_MODES,
     SIZE_UNIT,
     AccountRestored,
     BadDebt,
     Compensated,
     Deposited,
     ExchangeEvent,
+    FlowHalfLifeSet,
+    FundingIndexUpdated,
+    FundingRealised,
+    MarketDepthSet,
+    PriceBandSet,
+    TradingModeChanged,
     L1WithdrawalSettled,
     Liquidated,
     PerpsParams,
@@ -42,9 +49,12 @@ from chain.exchange import (
     decode_events,
     deposit_call,
     get_collateral,
+    get_funding_cached,
+    get_funding_index,
     get_position,
     get_price,
     liquidate_call,
+    post_funding_call,
     post_prices_call,
     sign_call,
     trade_call,
@@ -64,10 +74,14 @@ from scenarios.market import (
     derive_rng,
     draw_leverage,
     draw_market,
+    initial_funding_indices,
+    usd_to_wei,
 )
 from scenarios.schema import Scenario
 
 MIN_WITHDRAWAL_WEI = 10 * 10**18  # actors do not bother moving less than $10
+MAX_PREMIUM_BPS = 5_000  # perps.vy's constants
+MAX_HALVINGS = 128
 DEVIATION_ALERT_BPS = 1_000  # profit-takers pounce when the oracle is 10 % off the world's price
 TRADE_HEADROOM = 0.9  # fraction of the margin room a trader dares use (prices move within a block)
 
@@ -80,20 +94,72 @@ class ExchangeIndex:
     """What actors know of the exchange after `height`: prices, collateral, open positions.
 
     `positions[account]` is a tuple of (market, size, entry_price), sorted by market, for
-    open positions only; tuples make a shallow copy a full snapshot.
+    open positions only; tuples make a shallow copy a full snapshot. `funding[market]` is
+    the market's funding index and `funding_cached[(account, market)]` the index an open
+    position cached at its last change.
     """
 
     height: int
     prices: dict[int, int] = field(default_factory=dict)
     collateral: dict[bytes, int] = field(default_factory=dict)
     positions: dict[bytes, tuple[tuple[int, int, int], ...]] = field(default_factory=dict)
+    funding: dict[int, int] = field(default_factory=dict)
+    funding_cached: dict[tuple[bytes, int], int] = field(default_factory=dict)
+    # The book behind the mark: depth, flow and the block the flow last changed, per market.
+    depth: dict[int, int] = field(default_factory=dict)
+    flow: dict[int, tuple[int, int]] = field(default_factory=dict)
+    half_life: int = 0
+    mode: int = 0
+    band_bps: int = 0
 
     def copy(self) -> "ExchangeIndex":
         """An independent snapshot."""
-        return ExchangeIndex(self.height, dict(self.prices), dict(self.collateral), dict(self.positions))
+        return ExchangeIndex(self.height, dict(self.prices), dict(self.collateral), dict(self.positions),
+                             dict(self.funding), dict(self.funding_cached), dict(self.depth), dict(self.flow),
+                             self.half_life, self.mode, self.band_bps)
+
+    def current_flow(self, market: int, block_number: int | None) -> int:
+        """`perps._current_flow` at `block_number` (None: no decay, as a view at height 0)."""
+        flow, last = self.flow.get(market, (0, 0))
+        if flow == 0 or self.half_life == 0 or block_number is None or block_number <= last:
+            return flow
+        halvings = (block_number - last) // self.half_life
+        return 0 if halvings >= MAX_HALVINGS else _div_toward_zero(flow, 2**halvings)
+
+    def mark(self, market: int, block_number: int | None = None) -> int:
+        """`perps._mark(market)` at `block_number`: the index price plus the flow premium."""
+        index = self.prices.get(market, 0)
+        depth = self.depth.get(market, 0)
+        mark = index
+        if depth > 0 and index > 0:
+            flow_notional = _div_toward_zero(self.current_flow(market, block_number) * index, SIZE_UNIT)
+            premium = _div_toward_zero(flow_notional * index, 100 * depth)
+            cap = index * MAX_PREMIUM_BPS // BPS
+            mark = index + max(-cap, min(cap, premium))
+        if self.band_bps > 0 and self.mode != 0:
+            width = index * min(self.band_bps, BPS) // BPS
+            mark = max(index - width, min(index + width, mark))
+        return mark
+
+    def add_flow(self, market: int, size_delta: int) -> None:
+        """A fill at block `height` moves the flow where depth makes it matter (`perps._add_flow`)."""
+        if self.depth.get(market, 0) == 0:
+            return
+        self.flow[market] = (self.current_flow(market, self.height) + size_delta, self.height)
+
+
+def _div_toward_zero(a: int, b: int) -> int:
+    """The EVM's SDIV (Vyper's `//` on int256): truncation toward zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
 
 
 def _set_position(index: ExchangeIndex, account: bytes, market: int, size: int, entry_price: int) -> None:
+    # The contract caches the market's index whenever it writes a position.
+    if size != 0:
+        index.funding_cached[(account, market)] = index.funding.get(market, 0)
+    else:
+        index.funding_cached.pop((account, market), None)
     others = tuple(p for p in index.positions.get(account, ()) if p[0] != market)
     if size != 0:
         others = tuple(sorted(others + ((market, size, entry_price),)))
@@ -115,14 +181,34 @@ def apply_event(index: ExchangeIndex, event: ExchangeEvent) -> None:
     """
     if isinstance(event, PriceUpdated):
         index.prices[event.market] = event.price
+    elif isinstance(event, MarketDepthSet):
+        index.flow[event.market] = (index.current_flow(event.market, index.height), index.height)
+        index.depth[event.market] = event.depth
+    elif isinstance(event, FlowHalfLifeSet):
+        for market in sorted(index.flow):
+            index.flow[market] = (index.current_flow(market, index.height), index.height)
+        index.half_life = event.blocks
+    elif isinstance(event, TradingModeChanged):
+        index.mode = event.mode
+    elif isinstance(event, PriceBandSet):
+        index.band_bps = event.price_band_bps
+    elif isinstance(event, FundingIndexUpdated):
+        index.funding[event.market] = event.index
+    elif isinstance(event, FundingRealised):
+        # As a liquidation's PnL: a loss beyond the collateral is the vault's.
+        settled = event.amount + event.shortfall if event.amount < 0 else event.amount
+        _add_collateral(index, event.account, settled)
+        index.funding_cached[(event.account, event.market)] = index.funding.get(event.market, 0)
     elif isinstance(event, (Deposited, Compensated)):
         _add_collateral(index, event.account, event.amount)
     elif isinstance(event, (Withdrawn, BadDebt)):
         _add_collateral(index, event.account, -event.amount)
     elif isinstance(event, Traded):
+        index.add_flow(event.market, event.size_delta)
         _add_collateral(index, event.account, event.realised_pnl - event.fee)
         _set_position(index, event.account, event.market, event.new_size, event.entry_price)
     elif isinstance(event, Liquidated):
+        index.add_flow(event.market, -event.size)
         # A loss beyond the collateral (the shortfall) is the vault's, not the account's.
         settled = event.realised_pnl + event.shortfall if event.realised_pnl < 0 else event.realised_pnl
         _add_collateral(index, event.account, settled - event.liquidator_fee - event.penalty)
@@ -155,14 +241,19 @@ class Health:
         return self.open_positions > 0 and self.equity < self.maintenance
 
 
-def compute_health(index: ExchangeIndex, params: PerpsParams, account: bytes) -> Health:
-    """`perps._health(account)` in Python, to the wei."""
+def compute_health(
+    index: ExchangeIndex, params: PerpsParams, account: bytes, block_number: int | None = None
+) -> Health:
+    """`perps._health(account)` in Python, to the wei, with the marks at `block_number`
+    (None: the flow undecayed, as a view run at height 0)."""
     equity = index.collateral.get(account, 0)
     initial = maintenance = notional = 0
     positions = index.positions.get(account, ())
     for market, size, entry_price in positions:
-        mark = index.prices.get(market, 0)
+        mark = index.mark(market, block_number)
         equity += size * (mark - entry_price) // SIZE_UNIT  # floor toward -inf, as _floor_div
+        cached = index.funding_cached.get((account, market), 0)
+        equity += size * (cached - index.funding.get(market, 0)) // SIZE_UNIT  # funding PnL, floored
         scaled = abs(size) * mark
         notional += scaled // SIZE_UNIT
         initial += -(-scaled * params.initial_margin_bps // (SIZE_UNIT * BPS))
@@ -248,11 +339,17 @@ class World:
         nonces = _Nonces(self.store, parent_root)
         reporter = self.market.reporter
         txs = [self.price_transaction(height, nonces.take(reporter.address), price_overrides)]
+        funding = self.posted_funding(height)
+        if funding is not None:
+            call = post_funding_call(self.market.addresses, funding)
+            txs.append(sign_call(reporter.key, call, nonce=nonces.take(reporter.address), fork_id=self.fork_id))
         candidates = self.liquidation_candidates()
         for keeper in self.market.keepers:
             txs += self._keeper_transactions(keeper, height, candidates, nonces)
         for actor in self.market.profit_takers:
             txs += self._profit_taker_transactions(actor, height, parent_root, nonces)
+        for actor in self.market.aggressors:
+            txs += self._aggressor_transactions(actor, nonces)
         activation = derive_rng(self.market.seed, "traders", self.fork_id, height)
         probability = self.market.scenario.workload.trade_probability
         for actor in self.market.traders:
@@ -267,9 +364,10 @@ class World:
             f"block {block.height} does not follow observed height {self.index.height}"
         )
         events = decode_events(self.market.addresses, result.receipts)
+        # The block's number first: fills move the flow as of this block.
+        self.index.height = block.height
         for event in events:
             apply_event(self.index, event)
-        self.index.height = block.height
         self._snapshots[block.height] = self.index.copy()
         return events
 
@@ -293,11 +391,15 @@ class World:
         market = self.market
         for m in market.markets:
             self.index.prices[m] = get_price(self.store, root, market.addresses, m)
+            self.index.funding[m] = get_funding_index(self.store, root, market.addresses, m)
         for address in sorted(set(addresses)):
             self.index.collateral[address] = get_collateral(self.store, root, market.addresses, address)
             for m in market.markets:
                 position = get_position(self.store, root, market.addresses, address, m)
                 _set_position(self.index, address, m, position.size, position.entry_price)
+                if position.size != 0:
+                    self.index.funding_cached[(address, m)] = get_funding_cached(
+                        self.store, root, market.addresses, address, m)
         self._snapshots[self.index.height] = self.index.copy()
 
     # -- prices ---------------------------------------------------------------------
@@ -324,8 +426,29 @@ class World:
         prices = self.reference_prices(height)
         glitch = self.market.glitch
         if glitch is not None and self.fork_id == 0 and glitch.is_active(height):
-            prices[glitch.market] = glitch.bad_price
+            for market in glitch.price_markets:
+                prices[market] = glitch.bad_price
         return prices
+
+    def posted_funding(self, height: int) -> dict[int, int] | None:
+        """The funding indices the price API posts at `height`, if it posts any.
+
+        Funding indices do not move in this model (no funding rate): the API posts them only
+        when the glitch resets them (0 for each glitched market, each glitch block) and once
+        more at the glitch's end height, when the migration's bad write is overwritten by the
+        true indices. Like the bad price, it belongs to the first fork.
+        """
+        glitch = self.market.glitch
+        if glitch is None or not glitch.funding_markets or self.fork_id != 0:
+            return None
+        if glitch.is_active(height):
+            indices = {market: 0 for market in glitch.funding_markets}
+        elif height == glitch.end_height:
+            true = initial_funding_indices(self.market.scenario)
+            indices = {market: true[market] for market in glitch.funding_markets}
+        else:
+            return None
+        return indices
 
     def price_transaction(
         self, height: int, nonce: int, price_overrides: Mapping[int, int] | None = None
@@ -349,7 +472,7 @@ class World:
         params = self.market.params
         found = []
         for account in sorted(self.index.positions):
-            health = compute_health(self.index, params, account)
+            health = compute_health(self.index, params, account, self.index.height + 1)
             if health.is_liquidatable:
                 worst = min(
                     self.index.positions[account],
@@ -448,6 +571,34 @@ class World:
         if size <= 0:
             return []
         side = 1 if rng.random() < scenario.workload.long_share else -1
+        return [self._sign(actor, trade_call(self.market.addresses, market, side * size), nonces)]
+
+    # -- aggressors -----------------------------------------------------------------
+    def thinnest_market(self) -> int | None:
+        """The market with the least (finite) depth, lowest id on a tie; None if all are deep."""
+        thin = [(depth, market) for market, depth in sorted(self.index.depth.items()) if depth > 0]
+        return min(thin)[1] if thin else None
+
+    def _aggressor_transactions(self, actor: Actor, nonces: _Nonces) -> list[SignedTransactionAPI]:
+        """During post-only after a restart, sell (or buy) `aggressor_notional_usd` into the
+        thinnest market against the crowd's side, every block; close once trading opens."""
+        market = self.thinnest_market()
+        if market is None or self.fork_id == 0:
+            return []
+        positions = dict((m, size) for m, size, _ in self.index.positions.get(actor.address, ()))
+        if self.index.mode == TRADING_MODES["open"]:
+            if market in positions:
+                return [self._sign(actor, close_call(self.market.addresses, market), nonces)]
+            return []
+        if self.index.mode != TRADING_MODES["post-only"]:
+            return []
+        crowd = sum(size for account, held in sorted(self.index.positions.items()) if account != actor.address
+                    for m, size, _ in held if m == market)
+        side = -1 if crowd >= 0 else 1  # push the mark against the side that holds the most
+        size = compute_size(usd_to_wei(self.market.scenario.workload.aggressor_notional_usd),
+                            self.index.prices.get(market, 0))
+        if size <= 0:
+            return []
         return [self._sign(actor, trade_call(self.market.addresses, market, side * size), nonces)]
 
     # -- shared ---------------------------------------------------------------------

@@ -281,8 +281,9 @@ def judge_run(run, culprits: Iterable[int]) -> dict[str, Check]:
             checks[name] = not_reached("the chain never restarted")
     else:
         checks["replay_protection"] = check_replay_protection(run.store, final, recovery.discarded_transactions)
+        entries = run.compensation_entries  # the plan's, then the post-reopening audit's
         checks["compensation_paid"] = check_compensation_paid(
-            sum(e.amount for e in recovery.compensation), compensation_paid(run), len(recovery.compensation))
+            sum(e.amount for e in entries), compensation_paid(run), len(entries))
         goal = max(run.scenario.chain.heights, recovery.restart_height + MIN_RESTART_BLOCKS - 1)
         checks["liveness"] = check_liveness(final.height, goal, final.head.fork_id, plan.new_fork_id)
     return {name: checks[name] for name in promised}

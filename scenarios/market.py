@@ -28,7 +28,10 @@ from chain.exchange import (
     exchange_deployments,
     fund_reserve_call,
     fund_vault_call,
+    post_funding_call,
     post_prices_call,
+    set_flow_half_life_call,
+    set_market_depth_call,
     sign_call,
     trade_call,
 )
@@ -91,9 +94,11 @@ class OpeningPosition:
 
 @dataclass(frozen=True)
 class Glitch:
-    """The price API posts `bad_price` for `market` in heights [start_height, end_height)."""
+    """In heights [start_height, end_height) the price API posts `bad_price` for each of
+    `price_markets` and a funding index of 0 for each of `funding_markets` (either may be empty)."""
 
-    market: int
+    price_markets: tuple[int, ...]
+    funding_markets: tuple[int, ...]
     start_height: int
     end_height: int
     bad_price: int
@@ -121,6 +126,7 @@ class MarketWorld:
     openings: dict[bytes, OpeningPosition]
     genesis_spec: GenesisSpec
     glitch: Glitch | None
+    aggressors: tuple[Actor, ...] = ()
 
     @property
     def markets(self) -> tuple[int, ...]:
@@ -135,7 +141,7 @@ class MarketWorld:
     @property
     def all_addresses(self) -> tuple[bytes, ...]:
         """Every account holding value at genesis, contracts included, in a fixed order."""
-        actors = (self.reporter, self.relayer, *self.traders, *self.keepers, *self.profit_takers)
+        actors = (self.reporter, self.relayer, *self.traders, *self.keepers, *self.profit_takers, *self.aggressors)
         return (
             self.owner,
             *(a.address for a in actors),
@@ -219,10 +225,18 @@ def _actors(seed: int, role: str, count: int) -> tuple[Actor, ...]:
 
 
 def compute_glitch(scenario: Scenario) -> Glitch:
-    """The scenario's price glitch in chain units."""
+    """The scenario's glitch in chain units: which markets get a bad price, which a reset index."""
     incident = scenario.incident
+    price_markets: tuple[int, ...] = ()
+    if incident.kind in ("price", "both"):
+        price_markets = tuple(sorted({MARKET_IDS[incident.market], *(MARKET_IDS[m] for m in incident.markets)}))
+    funding_markets: tuple[int, ...] = ()
+    if incident.kind in ("funding-reset", "both"):
+        names = incident.funding_markets or MARKETS
+        funding_markets = tuple(sorted({MARKET_IDS[m] for m in names}))
     return Glitch(
-        market=MARKET_IDS[incident.market],
+        price_markets=price_markets,
+        funding_markets=funding_markets,
         start_height=incident.start_height,
         end_height=incident.start_height + incident.duration_blocks,
         bad_price=usd_to_wei(incident.bad_price),  # 1 USD of price is 1e18, as 1 USD of collateral
@@ -243,7 +257,9 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
     traders = _actors(seed, "trader", workload.traders)
     keepers = _actors(seed, "keeper", workload.keepers)
     profit_takers = _actors(seed, "profit-taker", workload.profit_takers)
-    holder_count = scenario.chain.accounts - workload.traders - workload.keepers - workload.profit_takers
+    aggressors = _actors(seed, "aggressor", workload.aggressors)
+    holder_count = (scenario.chain.accounts - workload.traders - workload.keepers - workload.profit_takers
+                    - workload.aggressors)
     holders = tuple(a.address for a in _actors(seed, "holder", holder_count))
 
     deployments, addresses = exchange_deployments(
@@ -267,14 +283,24 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
     setup = [
         sign_call(reporter.key, post_prices_call(addresses, prices), nonce=0, fork_id=0),
     ]
+    funding = initial_funding_indices(scenario)
+    if any(funding.values()):
+        # Before any position opens, so each caches the index it will be reset from.
+        setup.append(sign_call(reporter.key, post_funding_call(addresses, funding), nonce=1, fork_id=0))
     owner_nonce = len(deployments)
-    for call in (
-        fund_vault_call(addresses, usd_to_wei(scenario.exchange.vault_usd)),
-        fund_reserve_call(addresses, usd_to_wei(scenario.exchange.bridge_reserve_usd)),
-    ):
-        if call.value > 0:
-            setup.append(sign_call(owner_key, call, nonce=owner_nonce, fork_id=0))
-            owner_nonce += 1
+    owner_calls = [
+        call for call in (
+            fund_vault_call(addresses, usd_to_wei(scenario.exchange.vault_usd)),
+            fund_reserve_call(addresses, usd_to_wei(scenario.exchange.bridge_reserve_usd)),
+        ) if call.value > 0
+    ]
+    depths = initial_depths(scenario)
+    if any(depths.values()):
+        owner_calls.append(set_flow_half_life_call(addresses, scenario.exchange.flow_half_life_blocks))
+        owner_calls += [set_market_depth_call(addresses, m, depths[m]) for m in sorted(depths) if depths[m]]
+    for call in owner_calls:
+        setup.append(sign_call(owner_key, call, nonce=owner_nonce, fork_id=0))
+        owner_nonce += 1
     for actor in (*traders, *profit_takers):
         opening = openings[actor.address]
         accounts.append(FundedAccount(actor.address, opening.deposit_wei * (1 + WALLET_MULTIPLE)))
@@ -282,6 +308,11 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
         setup.append(
             sign_call(actor.key, trade_call(addresses, opening.market, opening.size), nonce=1, fork_id=0)
         )
+    for actor in aggressors:
+        # Collateral for the first trade at 2x; later ones add exposure up to the leverage cap.
+        deposit = usd_to_wei(workload.aggressor_notional_usd) // 2
+        accounts.append(FundedAccount(actor.address, deposit * (1 + WALLET_MULTIPLE)))
+        setup.append(sign_call(actor.key, deposit_call(addresses, deposit), nonce=0, fork_id=0))
     accounts += [FundedAccount(actor.address, HOLDER_BALANCE_USD * USD) for actor in keepers]
     accounts += [FundedAccount(address, HOLDER_BALANCE_USD * USD) for address in holders]
     spec = GenesisSpec(seed=seed, accounts=tuple(accounts), deployments=deployments, setup=tuple(setup))
@@ -300,6 +331,7 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
         openings=openings,
         genesis_spec=spec,
         glitch=compute_glitch(scenario) if glitch else None,
+        aggressors=aggressors,
     )
 
 
@@ -312,6 +344,18 @@ def initial_prices(scenario: Scenario) -> dict[int, int]:
         MARKET_IDS[name]: usd_to_wei(scenario.prices.initial_usd.get(name, DEFAULT_INITIAL_PRICES_USD[name]))
         for name in MARKETS
     }
+
+
+def initial_depths(scenario: Scenario) -> dict[int, int]:
+    """{market id: depth in wei of notional per 1 % move}; 0 (infinitely deep) where not given."""
+    given = scenario.exchange.depth_usd
+    return {MARKET_IDS[name]: usd_to_wei(given.get(name, 0.0)) for name in MARKETS}
+
+
+def initial_funding_indices(scenario: Scenario) -> dict[int, int]:
+    """{market id: funding index} at genesis (price units, signed; 0 where not given)."""
+    given = scenario.exchange.funding_index_usd
+    return {MARKET_IDS[name]: usd_to_wei(given.get(name, 0.0)) for name in MARKETS}
 
 
 class PricePath:

@@ -31,6 +31,7 @@ Then, for all modes:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from eth.abc import SignedTransactionAPI
@@ -38,6 +39,8 @@ from eth.abc import SignedTransactionAPI
 from chain.blocks import Block, Header
 from chain.exchange import (
     BridgeWithdrawalInitiated,
+    BPS,
+    Call,
     ExchangeAddresses,
     Liquidated,
     Traded,
@@ -45,12 +48,19 @@ from chain.exchange import (
     decode_events,
     get_collateral,
     get_equity,
+    get_funding_index,
+    get_market_depth,
     get_position,
     get_price,
+    is_funding_post,
     is_liquidation_call,
     is_price_post,
+    post_funding_call,
     post_prices_call,
     restore_account_call,
+    set_market_depth_call,
+    set_price_band_call,
+    set_trading_mode_call,
     settle_l1_withdrawal_call,
     sign_call,
 )
@@ -74,15 +84,56 @@ class ReconciliationEntry:
     policy: str
 
 
+# Compensation policies, each named where its entries are: what the restore returned
+# (reported, never paid), the halt's market drift, and harm after the restart.
+RESTORE_RETURNED = "restore-returned"
+HALT_DRIFT = "halt-drift"
+REOPENING_HARM = "reopening-harm"
+COMPENSATION_POLICIES = (HALT_DRIFT, REOPENING_HARM)
+PAYER = "liquidator-vault"  # the perps vault: house liquidity, liquidation penalties, refunds
+
+
 @dataclass(frozen=True)
 class CompensationEntry:
-    """An amount paid from the vault to an account, and why."""
+    """An amount paid to an account under a named policy (`reason`), by `payer`.
+
+    Both equities are valued at one price and one moment (see the policy): `amount` is
+    their difference, `counterfactual_equity - restored_equity`, and only a positive one is
+    paid."""
 
     account: bytes
     amount: int
     reason: str
     counterfactual_equity: int
     restored_equity: int
+    payer: str = PAYER
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ReturnedEntry:
+    """What the restore gave back to an account liquidated inside the rolled-back window:
+    its equity after the restore minus its equity at the halt, both at the restart price
+    and the true funding indices (reported, not paid)."""
+
+    account: bytes
+    amount: int
+    restored_equity: int
+    halted_equity: int
+
+
+@dataclass(frozen=True)
+class ReopeningAudit:
+    """The post-restart audit (policy "reopening-harm"): accounts liquidated during the
+    restricted phases at a mark outside the band, paid the difference against a replay of
+    the reopening with the band on, in the block at `height` (when trading opens)."""
+
+    height: int
+    band_bps: int
+    entries: tuple[CompensationEntry, ...]
+    transactions: tuple[SignedTransactionAPI, ...]
+    harmed: tuple[bytes, ...]
+    counterfactual_root: bytes
 
 
 @dataclass(frozen=True)
@@ -115,11 +166,22 @@ class Recovery:
     corrupted_markets: tuple[int, ...]
     price_offset: int  # how far ahead of the height the true price path runs after the restart
     discarded_transactions: tuple[SignedTransactionAPI, ...] = field(default=())
+    # The reopening: (first height, mode) per phase, and the owner's calls that switch
+    # phases after the restart block, by height.
+    reopening_phases: tuple[tuple[int, str], ...] = field(default=())
+    later_ledger: tuple[tuple[int, tuple[SignedTransactionAPI, ...]], ...] = field(default=())
+    restore_returned: tuple[ReturnedEntry, ...] = field(default=())
+    audit_height: int | None = None  # where the reopening-harm payments go, if audited
 
     @property
     def restart_height(self) -> int:
         """Height of the first block of the new fork (it carries the ledgers)."""
         return self.base_height + (2 if self.restore_block is not None else 1)
+
+    @property
+    def restart_ledger(self) -> dict[int, tuple[SignedTransactionAPI, ...]]:
+        """height -> the certified transactions a block at that height must start with."""
+        return {self.restart_height: self.restart_transactions, **dict(self.later_ledger)}
 
     @property
     def surgery_digest(self) -> bytes:
@@ -137,6 +199,7 @@ class Recovery:
         return compute_digest(
             [[e.account, e.amount, e.reason.encode()] for e in self.compensation]
             + [[tx.hash for tx in self.restart_transactions]]
+            + [[height, [tx.hash for tx in txs]] for height, txs in self.later_ledger]
         )
 
     @property
@@ -161,6 +224,66 @@ class ExchangeSetup:
     @property
     def owner(self) -> bytes:
         return address_of(self.owner_key)
+
+
+@dataclass(frozen=True)
+class Reopening:
+    """How trading reopens after the restart: blocks of cancel-only, then of post-only (each
+    may be 0), the depth share during both, and the price band (0: off)."""
+
+    cancel_only_blocks: int = 0
+    post_only_blocks: int = 0
+    depth_share: float = 1.0
+    price_band_bps: int = 0
+    policies: tuple[str, ...] = (HALT_DRIFT,)
+    audit_band_bps: int = 100  # the band the reopening-harm audit judges liquidations by
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.cancel_only_blocks + self.post_only_blocks > 0
+
+
+def compute_reopening(scenario) -> Reopening:
+    """The scenario's `[response]` reopening in blocks."""
+    response, block_time_s = scenario.response, scenario.chain.block_time_s
+    return Reopening(
+        cancel_only_blocks=int(response.cancel_only_s / block_time_s),
+        post_only_blocks=int(response.post_only_s / block_time_s),
+        depth_share=response.reopen_depth_share,
+        price_band_bps=response.price_band_bps,
+        policies=tuple(response.compensation_policies),
+        audit_band_bps=response.price_band_bps or response.audit_band_bps,
+    )
+
+
+def plan_reopening(
+    store: Store, root: bytes, setup: "ExchangeSetup", reopening: Reopening, restart_height: int
+) -> tuple[tuple[tuple[int, str], ...], dict[int, list]]:
+    """The phases ((first height, mode), ...) and, by height, the owner calls that make them:
+    band and thin depth with the first restricted phase, full depth when trading opens.
+    Depths are read from the chain at `root` (the restored state), not from the world."""
+    if not reopening.is_restricted:
+        return (), {}
+    depths = {m: get_market_depth(store, root, setup.addresses, m) for m in setup.markets}
+    thin = {m: int(d * Decimal(repr(reopening.depth_share))) for m, d in depths.items() if d > 0}
+    phases = []
+    height = restart_height
+    for mode, blocks in (("cancel-only", reopening.cancel_only_blocks), ("post-only", reopening.post_only_blocks)):
+        if blocks > 0:
+            phases.append((height, mode))
+            height += blocks
+    phases.append((height, "open"))
+    addresses = setup.addresses
+    calls: dict[int, list] = {}
+    first, first_mode = phases[0]
+    calls[first] = [set_trading_mode_call(addresses, first_mode)]
+    if reopening.price_band_bps:
+        calls[first].append(set_price_band_call(addresses, reopening.price_band_bps))
+    calls[first] += [set_market_depth_call(addresses, m, thin[m]) for m in sorted(thin)]
+    for start, mode in phases[1:]:
+        calls[start] = [set_trading_mode_call(addresses, mode)]
+    calls[phases[-1][0]] += [set_market_depth_call(addresses, m, depths[m]) for m in sorted(thin)]
+    return tuple(phases), calls
 
 
 Feed = Callable[..., Mapping[int, int]]
@@ -198,8 +321,8 @@ def find_corrupted_markets(store: Store, history: History, setup: ExchangeSetup,
 
 
 def _is_price_dependent(setup: ExchangeSetup, tx: SignedTransactionAPI, tainted: set[bytes]) -> bool:
-    return (is_price_post(setup.addresses, tx) or is_liquidation_call(setup.addresses, tx)
-            or tx.sender in tainted)
+    return (is_price_post(setup.addresses, tx) or is_funding_post(setup.addresses, tx)
+            or is_liquidation_call(setup.addresses, tx) or tx.sender in tainted)
 
 
 def _tainted_accounts(store: Store, setup: ExchangeSetup, snapshot_root: bytes, window, events_by_height,
@@ -230,6 +353,7 @@ def compute_recovery(
     finality_blocks: int,
     pause_blocks: int,
     cache: ExecutionCache | None = None,
+    reopening: Reopening = Reopening(),
 ) -> Recovery:
     """The restore of `history` (halted at `halt_height`) to `target_height` under `mode`."""
     assert 0 <= target_height < halt_height <= history.height, "target below halt below head"
@@ -300,29 +424,33 @@ def compute_recovery(
         and e.id not in standing_withdrawals
     )
 
-    counterfactual = _replay_with_true_prices(store, setup, feed, snapshot, window)
+    counterfactual_header = _replay_with_true_prices(store, setup, feed, snapshot, window)
+    counterfactual = counterfactual_header.state_root
     restart_height = post_header.height + 1
     # The market kept moving while the chain was halted: the restart price is the true price
-    # as many blocks later as the discarded window and the pause would have held.
+    # as many blocks later as the discarded window and the pause would have held. Every
+    # amount below is valued there: at the restart price, the true funding indices (the
+    # snapshot's: funding does not move in this model) and the index price as the mark.
     price_offset = halt_height - base.height + pause_blocks
-    reporter = address_of(setup.reporter_key)
-    probe_post = sign_call(setup.reporter_key, post_prices_call(addresses, feed(restart_height, offset=price_offset)),
-                           nonce=get_nonce(store, post_root, reporter), fork_id=old_fork_id)
-    price_probe = build_block(
-        store, post_header, [probe_post],
-        proposer=ZERO_ADDRESS, timestamp=post_header.timestamp + 1, fork_id=old_fork_id,
-    ).block.header.state_root
+    restart_prices = feed(restart_height, offset=price_offset)
+    true_funding = {m: get_funding_index(store, snapshot.state_root, addresses, m) for m in setup.markets}
+
+    def valued(header: Header) -> bytes:
+        return _valued_root(store, setup, header, restart_prices, true_funding, old_fork_id)
+
+    restored_valued = valued(post_header)
+    halted_valued = valued(history.header_at(halt_height))
+    restore_returned = tuple(
+        ReturnedEntry(account, restored - halted, restored, halted)
+        for account in liquidated
+        for restored, halted in [(get_equity(store, restored_valued, addresses, account),
+                                  get_equity(store, halted_valued, addresses, account))]
+    )
     compensation = []
-    for account in liquidated:
-        would_have = get_equity(store, counterfactual, addresses, account)
-        holds = get_equity(store, price_probe, addresses, account)
-        if would_have > holds:
-            compensation.append(CompensationEntry(
-                account, would_have - holds,
-                f"liquidated in the glitch window; equity {would_have} without the glitch, "
-                f"{holds} after the restore at the restart price",
-                would_have, holds,
-            ))
+    if HALT_DRIFT in reopening.policies:
+        compensation = _owed(store, addresses, liquidated, valued(counterfactual_header), restored_valued,
+                             HALT_DRIFT, "liquidated in the glitch window; equity {would_have} had the window run "
+                             "on true prices, {holds} after the restore, both at the restart price")
 
     nonce = get_nonce(store, post_root, setup.owner)
     restart = []
@@ -332,6 +460,20 @@ def compute_recovery(
     for entry in compensation:
         call = compensate_call(addresses, entry.account, entry.amount)
         restart.append(sign_call(owner_key, call, nonce=nonce + len(restart), fork_id=new_fork_id))
+    # The reopening's owner calls: those of the restart height join its ledger; later ones
+    # form ledgers of their own heights, signed with the nonces that follow (the owner
+    # signs nothing else on the new fork).
+    phases, phase_calls = plan_reopening(store, post_root, setup, reopening, restart_height)
+    later = []
+    signed = len(restart)
+    for height in sorted(phase_calls):
+        txs = [sign_call(owner_key, call, nonce=nonce + signed + i, fork_id=new_fork_id)
+               for i, call in enumerate(phase_calls[height])]
+        signed += len(txs)
+        if height == restart_height:
+            restart += txs
+        else:
+            later.append((height, tuple(txs)))
 
     return Recovery(
         mode=mode,
@@ -351,21 +493,124 @@ def compute_recovery(
         corrupted_markets=corrupted,
         price_offset=price_offset,
         discarded_transactions=discarded,
+        reopening_phases=phases,
+        later_ledger=tuple(later),
+        restore_returned=restore_returned,
+        audit_height=phases[-1][0] if phases and REOPENING_HARM in reopening.policies else None,
     )
 
 
-def _replay_with_true_prices(store: Store, setup: ExchangeSetup, feed: Feed, snapshot: Header, window) -> bytes:
-    """The window re-executed from the snapshot with every price post at the feed's price."""
+def _replay_with_true_prices(store: Store, setup: ExchangeSetup, feed: Feed, snapshot: Header, window) -> Header:
+    """The window re-executed from the snapshot with every price post at the feed's price and
+    every funding post at the snapshot's indices (funding does not move in this model, so the
+    snapshot's index is the true one: read from the chain, not from the world)."""
+    true_funding = {m: get_funding_index(store, snapshot.state_root, setup.addresses, m) for m in setup.markets}
     parent = snapshot
     for block in window:
-        txs = [
-            sign_call(setup.reporter_key, post_prices_call(setup.addresses, feed(block.height)),
-                      nonce=tx.nonce, fork_id=block.header.fork_id)
-            if is_price_post(setup.addresses, tx) else tx
-            for tx in block.transactions
-        ]
+        txs = []
+        for tx in block.transactions:
+            if is_price_post(setup.addresses, tx):
+                tx = sign_call(setup.reporter_key, post_prices_call(setup.addresses, feed(block.height)),
+                               nonce=tx.nonce, fork_id=block.header.fork_id)
+            elif is_funding_post(setup.addresses, tx):
+                tx = sign_call(setup.reporter_key, post_funding_call(setup.addresses, true_funding),
+                               nonce=tx.nonce, fork_id=block.header.fork_id)
+            txs.append(tx)
         parent = build_block(
             store, parent, txs, proposer=block.header.proposer,
             timestamp=block.header.timestamp, fork_id=block.header.fork_id,
         ).block.header
-    return parent.state_root
+    return parent
+
+
+def _owed(store: Store, addresses: ExchangeAddresses, accounts, counterfactual_root: bytes, actual_root: bytes,
+          policy: str, detail: str) -> list[CompensationEntry]:
+    """One entry per account whose equity at `counterfactual_root` exceeds its equity at
+    `actual_root` (two roots valued alike), for the difference; `detail` is formatted with
+    `would_have` and `holds`."""
+    entries = []
+    for account in accounts:
+        would_have = get_equity(store, counterfactual_root, addresses, account)
+        holds = get_equity(store, actual_root, addresses, account)
+        if would_have > holds:
+            entries.append(CompensationEntry(account, would_have - holds, policy, would_have, holds,
+                                             detail=detail.format(would_have=would_have, holds=holds)))
+    return entries
+
+
+def _valued_root(store: Store, setup: ExchangeSetup, header: Header, prices: Mapping[int, int],
+                 funding: Mapping[int, int] | None, fork_id: int) -> bytes:
+    """`header`'s state one probe block later, in which the reporter posts `prices` (and
+    `funding`, unless None) and the owner sets every market's depth to 0, so that each
+    account's equity reads at those prices with the index price as the mark. Never on chain."""
+    root = header.state_root
+    reporter = address_of(setup.reporter_key)
+    nonce = get_nonce(store, root, reporter)
+    txs = []
+    if prices:
+        txs.append(sign_call(setup.reporter_key, post_prices_call(setup.addresses, prices), nonce=nonce,
+                             fork_id=fork_id))
+    if funding is not None:
+        txs.append(sign_call(setup.reporter_key, post_funding_call(setup.addresses, funding),
+                             nonce=nonce + len(txs), fork_id=fork_id))
+    owner_nonce = get_nonce(store, root, setup.owner)
+    deep = [m for m in setup.markets if get_market_depth(store, root, setup.addresses, m) > 0]
+    txs += [sign_call(setup.owner_key, set_market_depth_call(setup.addresses, m, 0), nonce=owner_nonce + i,
+                      fork_id=fork_id) for i, m in enumerate(deep)]
+    built = build_block(store, header, txs, proposer=ZERO_ADDRESS, timestamp=header.timestamp + 1, fork_id=fork_id)
+    assert not built.rejected and built.result.failed_count == 0, "valuation probe failed"
+    return built.block.header.state_root
+
+
+def compute_reopening_audit(store: Store, history: History, setup: ExchangeSetup, recovery: Recovery,
+                            band_bps: int, cache: ExecutionCache | None = None,
+                            replay_band_bps: int | None = None) -> ReopeningAudit:
+    """Policy "reopening-harm", from the chain alone, once the block before trading opens is
+    committed: every account liquidated during cancel-only or post-only at a mark further
+    than `band_bps` from the index price is paid what it lost against a replay of the same
+    blocks with the band on (the owner's `set_price_band` first, its later calls re-signed
+    one nonce on). Both sides are valued at that moment, the index price as the mark. The
+    payments follow the planned calls of the block at the audit height. `replay_band_bps`
+    (default `band_bps`) is the band of the replay."""
+    audit_height = recovery.audit_height
+    assert audit_height is not None and history.height >= audit_height - 1, "audit before trading opens"
+    replay_band = band_bps if replay_band_bps is None else replay_band_bps
+    last = history.header_at(audit_height - 1)
+    addresses, owner = setup.addresses, setup.owner
+    start = recovery.restart_height
+    harmed: dict[bytes, None] = {}
+    for height in range(start, audit_height):
+        result = apply_block(store, history.root_at(height - 1), history.block_at(height), cache=cache)
+        index_root = history.root_at(height)
+        for event in decode_events(addresses, result.receipts):
+            if isinstance(event, Liquidated):
+                index = get_price(store, index_root, addresses, event.market)
+                if abs(event.price - index) * BPS > band_bps * index:
+                    harmed.setdefault(event.account, None)
+    parent = history.header_at(start - 1)
+    for height in range(start, audit_height):
+        block = history.block_at(height)
+        txs = []
+        if height == start:
+            first = get_nonce(store, parent.state_root, owner)
+            txs.append(sign_call(setup.owner_key, set_price_band_call(addresses, replay_band), nonce=first,
+                                 fork_id=block.header.fork_id))
+        for tx in block.transactions:
+            if tx.sender == owner:
+                tx = sign_call(setup.owner_key, Call(tx.to, bytes(tx.data), tx.value), nonce=tx.nonce + 1,
+                               fork_id=block.header.fork_id)
+            txs.append(tx)
+        parent = build_block(store, parent, txs, proposer=block.header.proposer,
+                             timestamp=block.header.timestamp, fork_id=block.header.fork_id).block.header
+    fork_id = last.fork_id
+    actual = _valued_root(store, setup, last, {}, None, fork_id)
+    banded = _valued_root(store, setup, parent, {}, None, fork_id)
+    entries = _owed(store, addresses, harmed, banded, actual, REOPENING_HARM,
+                    f"liquidated after the restart at a mark outside the {band_bps} bps band; equity "
+                    "{would_have} had the band been on, {holds} as it went, both at height "
+                    f"{last.height} at the index price")
+    planned = len(recovery.restart_ledger.get(audit_height, ()))
+    nonce = get_nonce(store, last.state_root, owner) + planned
+    txs = tuple(sign_call(setup.owner_key, compensate_call(addresses, e.account, e.amount), nonce=nonce + i,
+                          fork_id=fork_id) for i, e in enumerate(entries))
+    return ReopeningAudit(audit_height, band_bps, tuple(entries), txs, tuple(harmed), parent.state_root)

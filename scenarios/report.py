@@ -7,7 +7,7 @@ import hashlib
 import json
 import sys
 
-from chain.exchange import Liquidated, Traded, decode_events
+from chain.exchange import MARKET_NAMES, Liquidated, Traded, decode_events
 from consensus.messages import Proposal, Vote
 from scenarios.checks import judge_run
 from scenarios.errors import SavedRunError as InspectError  # noqa: F401  (re-exported: its old home)
@@ -77,6 +77,9 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
         },
         "incident": {
             "market": scenario.incident.market,
+            "kind": scenario.incident.kind,
+            "funding_markets": [MARKET_NAMES[m] for m in run.world.market.glitch.funding_markets]
+            if run.world.market.glitch is not None else [],
             "first_bad_height": run.first_bad_height,
             "detected_height": run.detected_height,
             "halt_height": run.halt_height,
@@ -147,11 +150,22 @@ def build_report(run: Run, virtual_s: float, wall_s: float) -> dict:
             ],
             "total": sum(e.amount for e in recovery.reconciliation),
         }
-        entries = sorted(recovery.compensation, key=lambda e: (-e.amount, e.account))
+        report["reopening"] = _reopening_section(run, recovery)
+        returned = recovery.restore_returned
+        report["restore"]["returned"] = {
+            "policy": "restore-returned",
+            "accounts": len(returned),
+            "total": sum(e.amount for e in returned),
+            "entries": [{"account": _hex(e.account), "amount": e.amount, "restored_equity": e.restored_equity,
+                         "halted_equity": e.halted_equity} for e in returned],
+        }
+        entries = sorted(run.compensation_entries, key=lambda e: (-e.amount, e.account))
         report["compensation"] = {
-            "accounts": len(entries),
+            "accounts": len({e.account for e in entries}),
             "total": sum(e.amount for e in entries),
-            "entries": [{"account": _hex(e.account), "amount": e.amount, "reason": e.reason} for e in entries],
+            "entries": [{"account": _hex(e.account), "amount": e.amount, "reason": e.reason, "payer": e.payer,
+                         "counterfactual_equity": e.counterfactual_equity, "restored_equity": e.restored_equity,
+                         "detail": e.detail} for e in entries],
         }
     report["checks"] = compute_checks(run, report["forensics"]["culprits"])
     report["metrics"] = {
@@ -174,6 +188,21 @@ def _restart_section(run: Run) -> dict | None:
     accounts = [a for f, _, a in run.liquidations if f == fork]
     return {"fork_id": fork, "start_height": run.recovery.restart_height, "liquidations": len(accounts),
             "liquidated_accounts": [_hex(a) for a in dict.fromkeys(accounts)]}
+
+
+def _reopening_section(run: Run, recovery) -> dict:
+    """The phases after the restart ({mode, start_height, end_height}; the last, open, has no
+    end) and the liquidations inside the restricted ones, from the restored chain's record."""
+    phases = list(recovery.reopening_phases)
+    sections = [{"mode": mode, "start_height": start,
+                 "end_height": phases[i + 1][0] if i + 1 < len(phases) else None}
+                for i, (start, mode) in enumerate(phases)]
+    if not phases:
+        return {"phases": [], "liquidations": 0, "liquidated_accounts": []}
+    start, end = phases[0][0], phases[-1][0]
+    inside = [a for fork, height, a in run.liquidations if fork > 0 and start <= height < end]
+    return {"phases": sections, "liquidations": len(inside),
+            "liquidated_accounts": [_hex(a) for a in dict.fromkeys(inside)]}
 
 
 def _stale_oracle_section(run: Run) -> dict:

@@ -58,7 +58,14 @@ from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
 from scenarios.seeds import get_network_seed, get_validator_keys
-from scenarios.recovery import ExchangeSetup, Recovery, compute_recovery
+from scenarios.recovery import (
+    ExchangeSetup,
+    Recovery,
+    ReopeningAudit,
+    compute_recovery,
+    compute_reopening,
+    compute_reopening_audit,
+)
 from scenarios.events import EventLog
 from scenarios.inspect import get_view_name, start_saved_run
 from scenarios.schema import MARKETS, Scenario
@@ -90,6 +97,7 @@ class Node:
     journal: Journal
     view: NodeView
     recovery: Recovery | None = None  # what it computed for the plan it applied
+    audit: ReopeningAudit | None = None  # its post-reopening audit, once trading opened
 
     @property
     def is_honest(self) -> bool:
@@ -293,6 +301,7 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         _emit_commit(setup, rec, block, result, events, now_s)
         if rec.progress:
             rec.progress(phase, height, now_s)
+    _install_reopening_audit(setup, rec, node, block, now_s)
     alarm = node.view.alarm
     if alarm is None or fork != node.view.alarm_fork_id:
         return
@@ -345,6 +354,29 @@ def _emit_commit(setup: RunSetup, rec: Recorder, block: Block, result: Execution
     for e in events:
         if isinstance(e, Liquidated):
             rec.emit("liquidation", now_s, fork, height, account=e.account, market=MARKETS[e.market], price=e.price)
+
+
+def _install_reopening_audit(setup: RunSetup, rec: Recorder, node: Node, block: Block, now_s: float) -> None:
+    """Once `node` commits the block before trading opens, it audits the reopening from its own
+    chain and its next block must start with the planned calls and then the audit's payments
+    (memoised by chain head: nodes on one chain compute it once)."""
+    recovery = node.recovery
+    if (recovery is None or recovery.audit_height is None or node.audit is not None
+            or block.height != recovery.audit_height - 1 or block.header.fork_id != node.view.fork_id
+            or node.view.history.head.hash != block.hash):
+        return
+    key = ("audit", block.hash)
+    audit = setup.recoveries.get(key)
+    if audit is None:
+        audit = compute_reopening_audit(setup.store, node.view.history, setup.exchange, recovery,
+                                        compute_reopening(setup.scenario).audit_band_bps, cache=setup.cache)
+        setup.recoveries[key] = audit
+        for entry in sorted(audit.entries, key=lambda e: (-e.amount, e.account)):
+            rec.emit("compensation", now_s, block.header.fork_id, audit.height, account=entry.account,
+                     amount=entry.amount, reason=entry.reason)
+    node.audit = audit
+    planned = recovery.restart_ledger.get(audit.height, ())
+    node.view.restart_ledger = {**node.view.restart_ledger, audit.height: planned + audit.transactions}
 
 
 def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_box: list, phase: str,
@@ -462,6 +494,7 @@ def get_recovery(setup: RunSetup, node: Node, target_height: int) -> Recovery:
             finality_blocks=scenario.chain.finality_blocks,
             pause_blocks=int(scenario.response.pause_s / scenario.chain.block_time_s),
             cache=setup.cache,
+            reopening=compute_reopening(scenario),
         )
         setup.recoveries[key] = recovery
     return recovery
@@ -494,7 +527,7 @@ def apply_certified_plan(setup: RunSetup, node: Node, plan: RestorePlan, certifi
         history.append(recovery.restore_block)
     view.restored_root = history.head.state_root
     view.fork_id = plan.new_fork_id  # its alarm watches the first fork only: no halt on this one
-    view.restart_ledger = {recovery.restart_height: recovery.restart_transactions}
+    view.restart_ledger = recovery.restart_ledger
     if view.restored_root != plan.expected_root:
         view.restore_error = (f"restored root 0x{view.restored_root.hex()} != certificate's expected "
                               f"0x{plan.expected_root.hex()}")
@@ -770,6 +803,14 @@ class Run:
         cleanly (before any restore, of all honest ones), the furthest ahead, lowest index first."""
         restored = [n for n in self.honest if n.view.restored_root is not None and n.view.restore_error is None]
         return max(restored or self.honest, key=lambda n: (n.view.history.height, -n.index))
+
+    @property
+    def compensation_entries(self) -> tuple:
+        """Every compensation the final chain pays: the plan's, then the reopening audit's."""
+        if self.recovery is None:
+            return ()
+        audit = self.reference.audit
+        return tuple(self.recovery.compensation) + (audit.entries if audit is not None else ())
 
     @property
     def results(self) -> dict[int, ExecutionResult]:

@@ -20,18 +20,21 @@ from scenarios.errors import format_value
 
 Behaviour = Literal["crash", "equivocate", "withhold", "amnesia", "wrong-root", "duplicate-votes", "forge-views",
                     "lie-target"]
-Market = Literal["BTC-USD", "ETH-USD", "SOL-USD"]
+Market = Literal["BTC-USD", "ETH-USD", "SOL-USD", "PAXG-USD"]
 ResponseMode = Literal["full-rollback", "selective-restore", "rollback-replay"]
 WithdrawalPolicy = Literal["debit-account", "charge-vault"]
+GlitchKind = Literal["price", "funding-reset", "both"]
+CompensationPolicy = Literal["halt-drift", "reopening-harm"]
 Topology = Literal["complete", "random-regular", "geo"]
 
 BEHAVIOURS: tuple[str, ...] = get_args(Behaviour)
 MARKETS: tuple[str, ...] = get_args(Market)
 RESPONSE_MODES: tuple[str, ...] = get_args(ResponseMode)
 WITHDRAWAL_POLICIES: tuple[str, ...] = get_args(WithdrawalPolicy)
+GLITCH_KINDS: tuple[str, ...] = get_args(GlitchKind)
 TOPOLOGIES: tuple[str, ...] = get_args(Topology)
 
-DEFAULT_INITIAL_PRICES_USD = {"BTC-USD": 95_000.0, "ETH-USD": 3_300.0, "SOL-USD": 190.0}
+DEFAULT_INITIAL_PRICES_USD = {"BTC-USD": 95_000.0, "ETH-USD": 3_300.0, "SOL-USD": 190.0, "PAXG-USD": 4_600.0}
 # Each height costs O(count^2) messages (and the runner's per-event bookkeeping O(count)):
 # benchmarks/validators_bench.py measured 2 heights/s at 32 validators, 0.2 at 64 and no
 # height in 60 s at 128. At 32 a small scenario finishes in well under a minute.
@@ -261,12 +264,32 @@ class NetworkConfig(_Model):
 
 
 class IncidentConfig(_Model):
-    """The price glitch: the oracle posts a wrong price for a while."""
+    """The glitch: corrupted market data posted for a while (a wrong price, reset funding indices, or both)."""
 
+    kind: GlitchKind = Field(
+        "price", description="price: `market` posted at `bad_price`; funding-reset: the funding index of "
+        "each of `funding_markets` posted as 0; both: the two at once (Paradex, Jan 2026)."
+    )
     market: Market = Field("BTC-USD", description="Market whose price is wrong.")
-    start_height: int = Field(40, ge=1, le=MAX_HEIGHTS, description="First block carrying the bad price.")
-    duration_blocks: int = Field(5, ge=1, le=MAX_HEIGHTS, description="Blocks for which the bad price is posted.")
+    markets: Annotated[tuple[Market, ...], _LAX_ARRAY] = Field(
+        (), description="More markets posted at `bad_price` beside `market` (kinds price and both)."
+    )
+    funding_markets: Annotated[tuple[Market, ...], _LAX_ARRAY] = Field(
+        (), description="Markets whose funding index is reset to 0; empty means every market (funding kinds)."
+    )
+    start_height: int = Field(40, ge=1, le=MAX_HEIGHTS, description="First block carrying the bad data.")
+    duration_blocks: int = Field(5, ge=1, le=MAX_HEIGHTS, description="Blocks for which the bad data is posted.")
     bad_price: float = Field(0.0, ge=0.0, description="The wrong price, in USD (Paradex posted 0).")
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> "IncidentConfig":
+        if self.kind == "price" and self.funding_markets:
+            raise _invalid("inconsistent", ("funding_markets",), list(self.funding_markets),
+                           "funding_markets needs kind = \"funding-reset\" or \"both\"")
+        if self.kind == "funding-reset" and self.markets:
+            raise _invalid("inconsistent", ("markets",), list(self.markets),
+                           "markets (more bad prices) needs kind = \"price\" or \"both\"")
+        return self
 
 
 class DetectionConfig(_Model):
@@ -292,6 +315,33 @@ class ResponseConfig(_Model):
         "debit-account",
         description="Who pays for withdrawals already final on L1: the account or the vault.",
     )
+    cancel_only_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="After the restart, virtual seconds of cancel-only trading "
+        "(positions may only shrink; liquidations run). Paradex: about 2 minutes."
+    )
+    post_only_s: float = Field(
+        0.0, ge=0.0, le=86400.0, description="Then virtual seconds of post-only trading (the book refills: "
+        "depth stays at reopen_depth_share), before trading opens. Paradex: about 2 minutes."
+    )
+    reopen_depth_share: float = Field(
+        1.0, gt=0.0, le=1.0, description="Share of each market's depth during cancel-only and post-only; "
+        "full depth returns when trading opens."
+    )
+    price_band_bps: int = Field(
+        0, ge=0, le=10_000, description="During cancel-only and post-only, clamp the mark to the index price "
+        "+/- this band; 0 = off (Paradex added it after the incident)."
+    )
+    compensation_policies: Annotated[tuple[CompensationPolicy, ...], _LAX_ARRAY] = Field(
+        ("halt-drift",), description="What is paid, from the liquidator vault: halt-drift (accounts liquidated "
+        "in the rolled-back window, for what the window on true prices would have left them beyond the "
+        "restore, at the restart price) and/or reopening-harm (accounts liquidated in cancel-only or "
+        "post-only at a mark outside audit_band_bps, for what a replay with the band on would have left "
+        "them). What the restore itself returned is always reported, never paid."
+    )
+    audit_band_bps: int = Field(
+        100, ge=1, le=10_000, description="The band the reopening-harm audit judges liquidations by "
+        "(price_band_bps instead when that is on)."
+    )
 
 
 class OracleConfig(_Model):
@@ -312,6 +362,13 @@ class WorkloadConfig(_Model):
     traders: int = Field(40, ge=0, le=MAX_ACCOUNTS, description="Accounts that open and close positions.")
     keepers: int = Field(2, ge=0, le=MAX_ACCOUNTS, description="Accounts that liquidate undercollateralised ones.")
     profit_takers: int = Field(4, ge=0, le=MAX_ACCOUNTS, description="Accounts that trade against a bad price.")
+    aggressors: int = Field(
+        0, ge=0, le=MAX_ACCOUNTS, description="Accounts that, once the chain reopens, trade hard into the "
+        "thinnest market against the crowd's side (they skewed PAXG's price on Paradex)."
+    )
+    aggressor_notional_usd: float = Field(
+        50_000.0, gt=0.0, le=1e12, description="Notional of each of an aggressor's trades."
+    )
     leverage_max: float = Field(10.0, ge=1.0, le=100.0, description="Highest leverage a trader takes.")
     leverage_min: float = Field(1.0, ge=1.0, le=100.0, description="Lowest leverage a trader takes.")
     trade_probability: Probability = Field(0.3, description="Chance per block that a trader trades.")
@@ -374,6 +431,18 @@ class ExchangeConfig(_Model):
     vault_usd: float = Field(5_000_000.0, ge=0.0, le=1e12, description="Vault (house liquidity) funded at genesis.")
     bridge_reserve_usd: float = Field(
         1_000_000.0, ge=0.0, le=1e12, description="Bridge reserve for L1 deposits, funded at genesis."
+    )
+    depth_usd: dict[Market, Annotated[float, Field(ge=0.0, le=1e15)]] = Field(
+        default_factory=dict, description="Each market's depth: the notional (USD) that moves its mark 1 % "
+        "(absent or 0: infinitely deep, the mark is the index price)."
+    )
+    flow_half_life_blocks: int = Field(
+        10, ge=0, le=MAX_HEIGHTS, description="Blocks after which the trade flow behind the mark's premium halves."
+    )
+    funding_index_usd: dict[Market, Annotated[float, Field(ge=-1e9, le=1e9)]] = Field(
+        default_factory=dict,
+        description="Each market's funding index at genesis (USD per base unit, the integral of funding since "
+        "launch); positions cache it, so a reset to 0 gives each one size x index of spurious PnL.",
     )
 
 
@@ -458,13 +527,13 @@ class Scenario(_Model):
                 f"{maintenance} is not below the initial margin of {initial} bps",
             )
         w = self.workload
-        actors = w.traders + w.keepers + w.profit_takers
+        actors = w.traders + w.keepers + w.profit_takers + w.aggressors
         if actors > self.chain.accounts:
             raise _invalid(
                 "inconsistent",
                 ("workload", "traders"),
                 w.traders,
-                f"traders + keepers + profit_takers = {actors} exceeds chain.accounts = {self.chain.accounts}",
+                f"traders + keepers + profit_takers + aggressors = {actors} exceeds chain.accounts = {self.chain.accounts}",
             )
         return self
 

@@ -43,11 +43,34 @@
      exactly as above. The gross flows are kept in `total_restored_from_vault`
      (vault to collateral) and `total_restored_to_vault` (collateral to vault);
      the vault's net change from restores is their difference, negated.
+     Funding (as Paradex documents it): each market has a funding index (price
+     units, signed), the integral of the funding rate, posted by the oracle's
+     reporter with `post_funding`. A position caches the index at its last
+     change; its accrued funding, paid by the account, is
+         size * (index - cached) / 1e18     (a rising index: longs pay shorts)
+     and its funding PnL is the negative of that, floored against the trader.
+     Funding PnL counts in equity (and so in every margin test) and is realised,
+     against the vault like any PnL, on a trade or liquidation of that position
+     and on every position at a withdrawal. Resetting an index to 0 adds
+     size * cached to every open position's PnL at once.
+     Mark price: mark = index price (the oracle's) + premium, with
+         premium = index * flow_notional / (100 * depth)
+     where flow_notional = flow * index / 1e18 is the recent signed trade flow
+     (buys +, sells -, liquidations included) and `depth` is the notional (wei)
+     that moves the mark by 1 %; the flow halves every `flow_half_life` blocks.
+     |premium| is capped at MAX_PREMIUM_BPS of the index. Depth 0 (the default)
+     means infinitely deep: the mark is the index. A trade fills at the mark
+     after its own flow (it pays its impact, so a round trip cannot profit).
+     Trading mode (owner): OPEN, CANCEL_ONLY (only trades that reduce or close a
+     position; liquidations run) or POST_ONLY (the vault is the only maker: any
+     trade fills, while depth is thin). In the restricted modes, with
+     `price_band_bps` > 0, the mark is clamped to index * (1 +/- band).
 """
 
 interface Oracle:
     def price(market: uint256) -> uint256: view
     def updated_at(market: uint256) -> uint256: view
+    def reporter() -> address: view
 
 interface Bridge:
     def fund_reserve(): payable
@@ -56,6 +79,11 @@ UNIT: constant(uint256) = 10**18          # size and price precision
 SUNIT: constant(int256) = 10**18
 BPS: constant(uint256) = 10_000
 MAX_MARKETS: constant(uint256) = 16       # bounds every per-account loop
+MAX_PREMIUM_BPS: constant(uint256) = 5_000  # the mark stays within index * (1 +/- 50 %)
+MAX_HALVINGS: constant(uint256) = 128     # a flow halved this often is 0
+MODE_OPEN: constant(uint256) = 0
+MODE_CANCEL_ONLY: constant(uint256) = 1
+MODE_POST_ONLY: constant(uint256) = 2
 
 struct Health:
     equity: int256          # collateral + unrealised PnL, wei
@@ -67,6 +95,7 @@ struct Health:
 struct Position:
     size: int256            # base units * 1e18, + long, - short
     entry_price: uint256    # 18 decimals; 0 when flat
+    funding_cached: int256  # the market's funding index at the last change
 
 event Deposit:
     account: indexed(address)
@@ -133,6 +162,31 @@ event PositionRestored:
     size: int256
     entry_price: uint256
 
+# Funding PnL (positive: to the account) realised on `market`'s position; of a
+# loss, `shortfall` exceeded the collateral and was forgone by the vault.
+event FundingRealised:
+    account: indexed(address)
+    market: indexed(uint256)
+    amount: int256
+    shortfall: uint256
+
+event FundingIndexUpdated:
+    market: indexed(uint256)
+    index: int256
+
+event TradingModeChanged:
+    mode: uint256
+
+event MarketDepthSet:
+    market: indexed(uint256)
+    depth: uint256
+
+event PriceBandSet:
+    price_band_bps: uint256
+
+event FlowHalfLifeSet:
+    blocks: uint256
+
 event MarketsListed:
     num_markets: uint256
 
@@ -177,6 +231,14 @@ shortfall_absorbed: public(uint256)
 bad_debt: public(uint256)
 unpaid_profit: public(HashMap[address, uint256])
 liquidation_count: public(uint256)
+
+funding_index: public(HashMap[uint256, int256])
+trading_mode: public(uint256)
+price_band_bps: public(uint256)          # 0: no band
+market_depth: public(HashMap[uint256, uint256])  # wei of notional per 1 % move; 0: infinite
+flow_half_life: public(uint256)          # blocks; 0: the flow never decays
+_flow: HashMap[uint256, int256]
+_flow_block: HashMap[uint256, uint256]
 
 
 @deploy
@@ -243,8 +305,68 @@ def _oi_parts(size: int256) -> (uint256, uint256):
 
 @view
 @internal
-def _mark(market: uint256) -> uint256:
+def _index_price(market: uint256) -> uint256:
     return staticcall Oracle(self.oracle).price(market)
+
+
+@view
+@internal
+def _current_flow(market: uint256) -> int256:
+    """The recent signed flow, halved once per `flow_half_life` blocks since it last changed."""
+    flow: int256 = self._flow[market]
+    half_life: uint256 = self.flow_half_life
+    if flow == 0 or half_life == 0:
+        return flow
+    # A view run with an earlier block number (the client's default context) sees no decay.
+    last: uint256 = self._flow_block[market]
+    if block.number <= last:
+        return flow
+    halvings: uint256 = (block.number - last) // half_life
+    if halvings >= MAX_HALVINGS:
+        return 0
+    # Truncation toward zero: the decay is symmetric for buys and sells.
+    return flow // convert(1 << halvings, int256)
+
+
+@view
+@internal
+def _mark_with_flow(market: uint256, flow: int256) -> uint256:
+    index: uint256 = self._index_price(market)
+    depth: uint256 = self.market_depth[market]
+    mark: uint256 = index
+    if depth > 0 and index > 0:
+        flow_notional: int256 = flow * convert(index, int256) // SUNIT
+        premium: int256 = flow_notional * convert(index, int256) // convert(100 * depth, int256)
+        cap: int256 = convert(index * MAX_PREMIUM_BPS // BPS, int256)
+        premium = max(-cap, min(cap, premium))
+        mark = convert(convert(index, int256) + premium, uint256)
+    band: uint256 = self.price_band_bps
+    if band > 0 and self.trading_mode != MODE_OPEN:
+        width: uint256 = index * min(band, BPS) // BPS
+        mark = max(index - width, min(index + width, mark))
+    return mark
+
+
+@view
+@internal
+def _mark(market: uint256) -> uint256:
+    return self._mark_with_flow(market, self._current_flow(market))
+
+
+@internal
+def _add_flow(market: uint256, size_delta: int256):
+    """Record a fill's signed size in the market's flow (only where depth makes it matter)."""
+    if self.market_depth[market] == 0:
+        return
+    self._flow[market] = self._current_flow(market) + size_delta
+    self._flow_block[market] = block.number
+
+
+@pure
+@internal
+def _funding_pnl(size: int256, cached: int256, index: int256) -> int256:
+    # The account pays size * (index - cached); floored against it.
+    return self._floor_div(size * (cached - index), SUNIT)
 
 
 @view
@@ -261,6 +383,7 @@ def _health(account: address) -> Health:
             continue
         mark: uint256 = self._mark(market)
         equity += self._pnl(pos.size, pos.entry_price, mark)
+        equity += self._funding_pnl(pos.size, pos.funding_cached, self.funding_index[market])
         scaled: uint256 = convert(abs(pos.size), uint256) * mark
         notional += scaled // UNIT
         initial += self._ceil_div(scaled * self.initial_margin_bps, UNIT * BPS)
@@ -325,7 +448,25 @@ def _set_position(account: address, market: uint256, old_size: int256, new_size:
     new_long, new_short = self._oi_parts(new_size)
     self.open_interest_long[market] = self.open_interest_long[market] - old_long + new_long
     self.open_interest_short[market] = self.open_interest_short[market] - old_short + new_short
-    self._positions[account][market] = Position(size=new_size, entry_price=entry_price)
+    self._positions[account][market] = Position(
+        size=new_size, entry_price=entry_price, funding_cached=self.funding_index[market]
+    )
+
+
+@internal
+def _realise_funding(account: address, market: uint256) -> int256:
+    """Settle `account`'s accrued funding in `market` against the vault and re-cache the index.
+    Returns the funding PnL; a loss beyond the collateral goes to `shortfall_absorbed`."""
+    pos: Position = self._positions[account][market]
+    index: int256 = self.funding_index[market]
+    if pos.size == 0 or pos.funding_cached == index:
+        return 0
+    amount: int256 = self._funding_pnl(pos.size, pos.funding_cached, index)
+    self._positions[account][market].funding_cached = index
+    shortfall: uint256 = self._settle(account, amount)
+    self.shortfall_absorbed += shortfall
+    log FundingRealised(account=account, market=market, amount=amount, shortfall=shortfall)
+    return amount
 
 
 # ---------------------------------------------------------------- trader actions
@@ -346,6 +487,8 @@ def deposit():
 def withdraw(amount: uint256):
     """@notice Send `amount` wei of free collateral back to the sender."""
     assert amount > 0, "perps: zero withdrawal"
+    for market: uint256 in range(self.num_markets, bound=MAX_MARKETS):
+        self._realise_funding(msg.sender, market)
     assert amount <= self._free_collateral(msg.sender), "perps: exceeds free collateral"
     self.collateral[msg.sender] -= amount
     self.total_collateral -= amount
@@ -378,12 +521,16 @@ def close(market: uint256):
 def _trade(trader: address, market: uint256, size_delta: int256):
     assert market < self.num_markets, "perps: unknown market"
     assert size_delta != 0, "perps: zero size"
-    mark: uint256 = self._mark(market)
     # A zero price is not a price one can trade at; liquidation still runs on it.
-    assert mark > 0, "perps: no price"
+    assert self._index_price(market) > 0, "perps: no price"
     # Below maintenance the only way out is liquidation, or a trader could dodge
     # the penalty by closing himself a block before the keeper arrives.
     assert not self._is_liquidatable(trader), "perps: account liquidatable"
+    # Funding first, so the trade's PnL and the new cache start from the index.
+    self._realise_funding(trader, market)
+    # The fill pays its own impact.
+    self._add_flow(market, size_delta)
+    mark: uint256 = self._mark(market)
 
     pos: Position = self._positions[trader][market]
     old_size: int256 = pos.size
@@ -411,6 +558,7 @@ def _trade(trader: address, market: uint256, size_delta: int256):
         elif (new_size > 0) != (old_size > 0):
             adds_exposure = True
             entry = mark
+    assert not (adds_exposure and self.trading_mode == MODE_CANCEL_ONLY), "perps: cancel-only"
 
     self._set_position(trader, market, old_size, new_size, entry)
     shortfall: uint256 = self._settle(trader, realised)
@@ -453,6 +601,9 @@ def liquidate(account: address, market: uint256):
     assert pos.size != 0, "perps: no position"
     assert self._is_liquidatable(account), "perps: account healthy"
 
+    self._realise_funding(account, market)
+    # The liquidation is a fill against the book too: it moves the mark first.
+    self._add_flow(market, -pos.size)
     mark: uint256 = self._mark(market)
     pnl: int256 = self._pnl(pos.size, pos.entry_price, mark)
     self._set_position(account, market, pos.size, 0, 0)
@@ -613,6 +764,59 @@ def collect_fees(recipient: address):
 
 
 @external
+def post_funding(markets: DynArray[uint256, MAX_MARKETS], indices: DynArray[int256, MAX_MARKETS]):
+    """@notice Post funding indices (price units, signed). The oracle's reporter only:
+    funding is market data, written by whoever writes the prices."""
+    assert msg.sender == staticcall Oracle(self.oracle).reporter(), "perps: not reporter"
+    assert len(markets) == len(indices), "perps: length mismatch"
+    for i: uint256 in range(len(markets), bound=MAX_MARKETS):
+        assert markets[i] < self.num_markets, "perps: unknown market"
+        self.funding_index[markets[i]] = indices[i]
+        log FundingIndexUpdated(market=markets[i], index=indices[i])
+
+
+@external
+def set_trading_mode(mode: uint256):
+    """@notice OPEN (0), CANCEL_ONLY (1) or POST_ONLY (2). Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert mode <= MODE_POST_ONLY, "perps: bad mode"
+    self.trading_mode = mode
+    log TradingModeChanged(mode=mode)
+
+
+@external
+def set_market_depth(market: uint256, depth: uint256):
+    """@notice Notional (wei) that moves `market`'s mark by 1 %; 0 = infinite. Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert market < self.num_markets, "perps: unknown market"
+    # The flow so far keeps its size; only its effect on the mark changes.
+    self._flow[market] = self._current_flow(market)
+    self._flow_block[market] = block.number
+    self.market_depth[market] = depth
+    log MarketDepthSet(market=market, depth=depth)
+
+
+@external
+def set_price_band(price_band_bps: uint256):
+    """@notice In restricted modes, clamp the mark to index * (1 +/- band); 0 = off. Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    assert price_band_bps <= BPS, "perps: bad band"
+    self.price_band_bps = price_band_bps
+    log PriceBandSet(price_band_bps=price_band_bps)
+
+
+@external
+def set_flow_half_life(blocks: uint256):
+    """@notice Blocks after which the trade flow behind the premium halves; 0 = never. Owner only."""
+    assert msg.sender == self.owner, "perps: not owner"
+    for market: uint256 in range(self.num_markets, bound=MAX_MARKETS):
+        self._flow[market] = self._current_flow(market)
+        self._flow_block[market] = block.number
+    self.flow_half_life = blocks
+    log FlowHalfLifeSet(blocks=blocks)
+
+
+@external
 def list_markets(num_markets: uint256):
     """@notice Raise the number of listed markets (ids 0 .. num_markets-1). Owner only."""
     assert msg.sender == self.owner, "perps: not owner"
@@ -648,6 +852,44 @@ def unrealised_pnl(account: address, market: uint256) -> int256:
     if pos.size == 0:
         return 0
     return self._pnl(pos.size, pos.entry_price, self._mark(market))
+
+
+@view
+@external
+def accrued_funding(account: address, market: uint256) -> int256:
+    """@notice Funding the position owes since its last change, size * (index - cached) / 1e18
+    (positive: the account pays). Its PnL, floored, is counted in `equity`."""
+    pos: Position = self._positions[account][market]
+    return pos.size * (self.funding_index[market] - pos.funding_cached) // SUNIT
+
+
+@view
+@external
+def funding_cached(account: address, market: uint256) -> int256:
+    """@notice The funding index cached at the position's last change."""
+    return self._positions[account][market].funding_cached
+
+
+@view
+@external
+def mark_price(market: uint256) -> uint256:
+    """@notice The mark: the oracle's index price plus the flow premium (band-clamped in
+    restricted modes)."""
+    return self._mark(market)
+
+
+@view
+@external
+def index_price(market: uint256) -> uint256:
+    """@notice The oracle's price of `market`."""
+    return self._index_price(market)
+
+
+@view
+@external
+def trade_flow(market: uint256) -> int256:
+    """@notice The recent signed flow behind the premium, after decay."""
+    return self._current_flow(market)
 
 
 @view

@@ -167,7 +167,7 @@ def test_load_takes_a_name_a_path_a_dict_and_a_scenario_alike(tmp_path):
     ("paradex-2026", {"chain": {}, "chain.heights": 3}, "overrides: chain.heights: is inside chain"),
     ("paradex-2026", {"extends": "x"}, "overrides: extends: cannot be overridden"),
     ("paradex-2026", {"a..b": 1}, 'overrides: "a..b" is not a dotted key'),
-    ("paradex-2026", {"incident.start_height": 90}, "overrides: incident.start_height: 90 is not below"),
+    ("paradex-2026", {"incident.start_height": 180}, "overrides: incident.start_height: 180 is not below"),
 ])
 def test_bad_input_is_one_line_naming_where_and_the_key(source, overrides, message):
     with pytest.raises(errors.ScenarioError) as caught:

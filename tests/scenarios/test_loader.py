@@ -29,6 +29,7 @@ BUNDLED = [
     "replay-after-rollback",
     "stale-oracle-restart",
     "lying-minority",
+    "paradex-band",
 ]
 
 
