@@ -152,6 +152,23 @@ TERMS: dict[str, str] = {
         "A Byzantine behaviour: as proposer of the restore plan, the validator picks the views that put "
         "the rollback target as late as it can. Honest validators prevote a plan only if its target lies "
         "below the first corrupted height they found on their own chain."),
+    "restore-returned": (
+        "What the restore itself gave back: the equity of accounts liquidated inside the rolled-back "
+        "window, returned by the rollback. Reported, never paid."),
+    "reopening-harm": (
+        "A compensation policy: accounts liquidated during the restricted reopening (cancel-only, "
+        "post-only) at marks outside the audit band are paid the difference against a replay of the "
+        "reopening with the price band on, from the liquidator vault."),
+    "halt-drift": (
+        "A compensation policy (optional): what the market's drift during the halt cost an account "
+        "liquidated in the window, valued at the restart price only."),
+    "reopening": (
+        "After the restart trading reopens in phases the certificate fixes: cancel-only (only reduce "
+        "or close), then post-only, then open; an optional price band clamps the mark meanwhile."),
+    "funding index": (
+        "Per market, the integral of the funding premium; a position's accrued funding is its size "
+        "times the index minus the index cached when it last changed. A reset to zero distorts every "
+        "open position's equity at once."),
     "sync": (
         "A validator that comes back behind asks a peer for the blocks it missed; it accepts each only "
         "with a commit certificate it verifies, re-executes it, and runs its own alarm over it."),

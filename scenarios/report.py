@@ -294,17 +294,30 @@ def render_summary(report: dict, console) -> None:
     rec = report["reconciliation"]
     comp = report["compensation"]
     if restore:
+        returned = restore.get("returned")
+        if returned:
+            console.print(f"The restore gave back {_usd(returned['total'])} of equity to {returned['accounts']} accounts "
+                          "liquidated inside the rolled-back window (reported, not paid: the rollback did it)")
+        reopening = report.get("reopening")
+        if reopening and reopening["phases"]:
+            phases = ", ".join(f"{p['mode']} from height {p['start_height']}" for p in reopening["phases"])
+            console.print(f"Reopening: {phases}; {reopening['liquidations']} liquidations of "
+                          f"{len(reopening['liquidated_accounts'])} accounts during the restricted phases")
         console.print(f"Reconciliation: {len(rec['irreversible'])} withdrawals final on L1 inside the window, "
                       f"{_usd(rec['total'])} settled into the bridge")
-        console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from the vault")
+        reasons = sorted({e["reason"] for e in comp["entries"]})
+        payers = sorted({e.get("payer", "the vault") for e in comp["entries"]}) or ["the vault"]
+        console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from {', '.join(payers)}"
+                      + (f" ({', '.join(reasons)})" if reasons else ""))
     else:
         console.print("Reconciliation and compensation: not reached")
     if comp["entries"]:
         top = Table(title="Top compensation")
         top.add_column("account")
         top.add_column("amount", justify="right")
+        top.add_column("why")
         for entry in comp["entries"][:5]:
-            top.add_row(entry["account"], _usd(entry["amount"]))
+            top.add_row(entry["account"], _usd(entry["amount"]), entry["reason"])
         console.print(top)
     restart = report.get("restart")
     if restart:
