@@ -550,10 +550,6 @@ class EmergencyEngine:
     def certificate_window(self) -> int:
         return self.plan_engine.certificate_window
 
-    @property
-    def evidence(self):
-        return self.plan_engine.evidence
-
     def get_known_views(self) -> tuple[HaltView, ...]:
         """The views this validator holds, by validator index (what its plans carry)."""
         return tuple(self.views[i] for i in sorted(self.views))

@@ -671,14 +671,19 @@ def follow_restore(setup: RunSetup, rec: Recorder, emergency: EmergencyPhase, no
     return recovery
 
 
+def get_stale_until_height(scenario: Scenario, recovery: Recovery) -> int:
+    """The last height whose feeds still post pre-halt prices after the restart (-1: none)."""
+    stale = scenario.oracle.stale_after_restart_blocks
+    return recovery.restart_height + stale - 1 if stale else -1
+
+
 def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_id: int, start_s: float) -> BlocksPhase:
     """Phase 4: the new fork runs until the final chain reaches `chain.heights`."""
     scenario = setup.scenario
     start_height = recovery.restart_height
     goal = max(scenario.chain.heights, start_height + MIN_RESTART_BLOCKS - 1)
-    stale = scenario.oracle.stale_after_restart_blocks
     stale_prices = rec.prices.get((fork_id - 1, recovery.target_height), dict(setup.world.index.prices))
-    mempool = WorldMempool(setup.world, fork_id, start_height + stale - 1 if stale else -1, stale_prices)
+    mempool = WorldMempool(setup.world, fork_id, get_stale_until_height(scenario, recovery), stale_prices)
     config = _sim_config(setup, fork_id=fork_id, start_height=start_height, start_s=start_s,
                          timeouts=TimeoutConfig(commit_s=scenario.chain.block_time_s), label="restart")
     box: list[Simulation] = []
@@ -785,10 +790,6 @@ class Run:
         return self.record.split_at
 
     @property
-    def fork_id(self) -> int:
-        return self.reference.view.history.head.fork_id
-
-    @property
     def liquidations(self) -> list[tuple[int, int, bytes]]:
         return self.record.liquidations
 
@@ -838,8 +839,7 @@ class Run:
 
     @property
     def stale_until_height(self) -> int:
-        stale = self.scenario.oracle.stale_after_restart_blocks
-        return self.recovery.restart_height + stale - 1 if stale and self.recovery is not None else -1
+        return -1 if self.recovery is None else get_stale_until_height(self.scenario, self.recovery)
 
 
 # ---------------------------------------------------------------- the whole run

@@ -64,7 +64,7 @@ class Mempool(Protocol):
 
 @dataclass
 class NodeView:
-    """The parts of a node that are its own: chain, alarm, certificates, restore outcome."""
+    """The parts of a node that are its own: chain, alarm, archive, restore outcome."""
 
     index: int
     address: bytes
@@ -74,12 +74,10 @@ class NodeView:
     read_prices: PriceReader
     alarm: Alarm | None = None  # its deviation alarm, which watches the first fork only
     alarm_fork_id: int = 0
-    certificates: dict[int, CommitCertificate] = field(default_factory=dict)
     archive: dict[tuple[int, int], tuple[bytes, CommitCertificate]] = field(default_factory=dict)
     """(fork, height) -> (block payload, commit certificate) of every block it committed,
     kept across a rollback (as CometBFT keeps blocks) so it can still serve laggards."""
     archived_roots: dict[tuple[int, int], bytes] = field(default_factory=dict)  # (fork, height) -> state root
-    unapplied: list[int] = field(default_factory=list)  # decided heights it could not append
     restart_ledger: dict[int, tuple[SignedTransactionAPI, ...]] = field(default_factory=dict)
     """height -> the transactions a block there must start with (the certified ledgers)."""
     plan_certificate: CommitCertificate | None = None
@@ -99,8 +97,7 @@ class NodeView:
         return NO_BAD_HEIGHT if self.alarm is None else self.alarm.first_bad_height
 
     def note_commit(self, block: Block, payload: bytes, certificate: CommitCertificate) -> None:
-        """Record a block it appended: certificate, archive, and its own alarm."""
-        self.certificates[block.height] = certificate
+        """Record a block it appended: its archive (with the certificate), and its own alarm."""
         self.archive[(block.header.fork_id, block.height)] = (payload, certificate)
         self.archived_roots[(block.header.fork_id, block.height)] = block.header.state_root
         if self.alarm is not None and block.header.fork_id == self.alarm_fork_id:
@@ -225,8 +222,7 @@ class ChainApp:
         assert block is not None, f"node {self.view.index} decided an undecodable block"
         head = self._head
         if height != head.height + 1 or block.header.parent_hash != head.hash:
-            self.view.unapplied.append(height)  # behind or off the fork: state sync must fix it
-            return
+            return  # behind or off the fork: the emergency sync fixes it
         result = apply_block(self.view.history.store, head.state_root, block, cache=self.cache)
         self.view.history.append(block)
         self.view.note_commit(block, payload, certificate)
