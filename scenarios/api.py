@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import InvalidValueError, OutOfRangeError, ScenarioError, format_value
+from scenarios.errors import InvalidValueError, OutOfRangeError, UsedDataDirError, format_value
 from scenarios.loader import format_set_options, load_scenario, load_scenario_table
 from scenarios.output import check_output_file
 from scenarios.report_model import Report
@@ -30,8 +30,8 @@ from scenarios.schema import MAX_SEED, Scenario
 ScenarioSource = Scenario | str | os.PathLike[str] | Mapping[str, Any]
 
 
-class DataDirInUseError(ScenarioError):
-    """Raised when `run(data_dir=...)` is given a directory that already holds a saved run."""
+DataDirInUseError = UsedDataDirError
+"""Raised when `run(data_dir=...)` is given a directory that already holds a run (or other files)."""
 
 
 def load(
@@ -73,9 +73,6 @@ def run(
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
             raise OutOfRangeError(f"{format_value(seed)} is not an integer in 0..{MAX_SEED}", field="seed", value=seed)
         resolved = resolved.model_copy(update={"seed": seed})
-    if data_dir is not None and Path(data_dir, "chain.sqlite").exists():
-        raise DataDirInUseError("already holds a saved run; choose an empty directory", file=os.fspath(data_dir),
-                                value=os.fspath(data_dir))
 
     if events is not None:
         check_output_file(os.fspath(events), "events")
