@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import os
-import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
@@ -38,6 +36,7 @@ from eth_hash.auto import keccak
 
 from chain.blocks import Header, ZERO_HASH
 from chain.errors import ChainError, InvalidTransactionError
+from chain.files import get_user_cache_dir, write_bytes_atomic
 from chain.execution import execute_transactions
 from chain.state import BlockContext, open_state
 from chain.store import MemoryStore, Store
@@ -228,9 +227,7 @@ def compute_spec_key(spec: GenesisSpec) -> bytes:
 
 def get_genesis_cache_dir() -> Path:
     """Where genesis images are cached for this user (relative, so unused, without a home)."""
-    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
-                                                if os.environ.get("HOME") else ".cache")
-    return Path(base) / "l2sim" / "genesis"
+    return get_user_cache_dir("genesis")
 
 
 @functools.lru_cache(maxsize=1)
@@ -309,12 +306,7 @@ def _save_image(key: bytes, image: "_GenesisImage") -> None:
         return  # no home: never write into the working directory
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "wb") as out:
-            out.write(_encode_image(image))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, directory / f"{key.hex()}-{get_builder_version()}.img")
+        write_bytes_atomic(directory / f"{key.hex()}-{get_builder_version()}.img", _encode_image(image))
     except OSError:
         return  # a read-only home or a full disk: building every time still works
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
 import tempfile
 from pathlib import Path
 
+from chain.files import write_bytes_atomic
 from scenarios.errors import OutputPathError, UsedDataDirError
 
 MANIFEST_NAME = "run.json"  # what marks a directory as an l2sim run (see scenarios.inspect)
@@ -55,43 +55,8 @@ def _check_directory_takes_files(directory: Path, path: str, option: str) -> Non
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` so that it is either the old file or the whole new one, even
-    if the process dies: temporary file in the same directory, fsync, rename, fsync the directory."""
-    target = Path(path)
-    if target.exists() and not target.is_file():  # /dev/stdout, a pipe: nothing to rename over
-        with open(target, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        return
-    directory = target.parent
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fchmod(stream.fileno(), _get_file_mode(target))
-            os.fsync(stream.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
-
-
-def _get_file_mode(target: Path) -> int:
-    """The mode the file keeps (when it exists) or gets from the umask (mkstemp makes 0600)."""
-    if target.exists():
-        return stat.S_IMODE(target.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write `text` (UTF-8) to `path` whole or not at all (`chain.files.write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def is_saved_run(directory: str | os.PathLike[str]) -> bool:

@@ -19,13 +19,14 @@ import functools
 import hashlib
 import importlib.metadata
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import eth_abi
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
+
+from chain.files import get_user_cache_dir as get_cache_dir
+from chain.files import write_bytes_atomic
 
 EVM_VERSION = "prague"
 CONTRACT_NAMES = ("oracle", "perps", "bridge")
@@ -59,12 +60,8 @@ def _read_source(name: str) -> bytes:
 
 
 def get_user_cache_dir() -> Path:
-    """Where compiled contracts are cached for this user: `$XDG_CACHE_HOME/l2sim/contracts`,
-    else `$HOME/.cache/l2sim/contracts`; a relative path (no cache) when neither is set, since
-    `expanduser` turns an empty HOME into `/`."""
-    base = os.environ.get("XDG_CACHE_HOME") or (os.path.join(os.environ["HOME"], ".cache")
-                                                if os.environ.get("HOME") else ".cache")
-    return Path(base) / "l2sim" / "contracts"
+    """Where compiled contracts are cached for this user: `$XDG_CACHE_HOME/l2sim/contracts`."""
+    return get_cache_dir("contracts")
 
 
 def _artifact_key(name: str, source_hash: bytes) -> dict:
@@ -111,18 +108,9 @@ def _read_artifact(path: Path, key: dict) -> dict | None:
 
 
 def _write_atomically(path: Path, data: dict) -> None:
-    """Write JSON to `path` through a temporary file and a rename: readers never see half a file."""
+    """Write the artifact as JSON, whole or not at all: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; an artifact is for every reader
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
 
 
 def find_artifact(name: str) -> dict:
