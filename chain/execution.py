@@ -19,6 +19,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError
 
 from chain.blocks import Block, Header, compute_receipts_root, compute_transactions_root, encode_block
+from chain.contracts import decode_revert_reason
 from chain.errors import InvalidBlockError, InvalidTransactionError
 from chain.state import BlockContext, open_state
 from chain.store import Store
@@ -36,6 +37,9 @@ class ExecutionResult:
     receipts: tuple[ReceiptAPI, ...]
     gas_used: int
     receipts_root: bytes
+    # (receipt index, reason) of every reverted transaction: not part of any root, but what
+    # a user needs to know when a transaction that had to succeed did not.
+    reverts: tuple[tuple[int, str], ...] = ()
 
     @property
     def failed_count(self) -> int:
@@ -101,6 +105,7 @@ def _run(
     included: list[SignedTransactionAPI] = []
     rejected: list[Rejection] = []
     touched: set[bytes] = set()
+    reverts: list[tuple[int, str]] = []
     gas_used = 0
     for index, tx in enumerate(transactions):
         try:
@@ -114,6 +119,9 @@ def _run(
             continue
         gas_used += PragueVM.finalize_gas_used(tx, computation)
         status = _STATUS_FAILURE if computation.is_error else _STATUS_SUCCESS
+        if computation.is_error:
+            output = computation.output
+            reverts.append((len(receipts), decode_revert_reason(output) if output else type(computation.error).__name__))
         receipts.append(tx.make_receipt(status, gas_used, computation.get_log_entries()))
         included.append(tx)
         touched.add(tx.sender)
@@ -126,6 +134,7 @@ def _run(
         receipts=tuple(receipts),
         gas_used=gas_used,
         receipts_root=compute_receipts_root(receipts),
+        reverts=tuple(reverts),
     )
     return result, included, rejected
 

@@ -56,6 +56,15 @@ class GenesisError(ChainError):
         self.reason = reason
 
 
+class SetupRevertedError(GenesisError):
+    """Raised when a setup transaction of a genesis spec reverts or is refused; `index` is
+    its position in `spec.setup` and `reason` the contract's revert message."""
+
+    def __init__(self, index: int, reason: str):
+        super().__init__(f"setup transaction #{index}", reason)
+        self.index = index
+
+
 @dataclass(frozen=True)
 class FundedAccount:
     """An account present at genesis with a balance (and, for system accounts, code)."""
@@ -166,15 +175,12 @@ def build_genesis(store: Store, spec: GenesisSpec) -> Genesis:
             result = execute_transactions(store, root, context, txs + list(spec.setup))
         except InvalidTransactionError as error:
             if error.index < len(txs):
-                what = f"deployment {spec.deployments[error.index].name!r}"
-            else:
-                what = f"setup transaction #{error.index - len(txs)}"
-            raise GenesisError(what, error.reason) from None
-        for index, receipt in enumerate(result.receipts):
-            if receipt.state_root != b"\x01":
-                if index < len(spec.deployments):
-                    raise GenesisError(f"deployment {spec.deployments[index].name!r}", "constructor reverted")
-                raise GenesisError(f"setup transaction #{index - len(txs)}", "reverted")
+                raise GenesisError(f"deployment {spec.deployments[error.index].name!r}", error.reason) from None
+            raise SetupRevertedError(error.index - len(txs), error.reason) from None
+        for index, reason in result.reverts[:1]:
+            if index < len(spec.deployments):
+                raise GenesisError(f"deployment {spec.deployments[index].name!r}", f"constructor reverted: {reason}")
+            raise SetupRevertedError(index - len(txs), f"reverted: {reason}")
         root = result.state_root
         receipts = result.receipts
     store.commit()

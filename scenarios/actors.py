@@ -61,9 +61,10 @@ from chain.exchange import (
     withdraw_call,
 )
 from chain.execution import ExecutionResult
-from chain.genesis import Genesis, build_genesis_once
+from chain.genesis import Genesis, SetupRevertedError, build_genesis_once
 from chain.state import get_balance, get_nonce
 from chain.store import Store
+from scenarios.errors import RunFailed
 from scenarios.market import (
     Actor,
     MarketWorld,
@@ -626,7 +627,12 @@ def build_world(
     (same scenario and seed, whatever the faults) build it once per process.
     """
     market = build_market_world(scenario, seed, glitch=glitch)
-    genesis = build_genesis_once(store, market.genesis_spec)
+    try:
+        genesis = build_genesis_once(store, market.genesis_spec)
+    except SetupRevertedError as error:
+        # The draws are constrained so that no setup transaction can fail: this is a bug.
+        raise RunFailed(f"genesis setup transaction #{error.index}: {market.setup_descriptions[error.index]}: "
+                        f"{error.reason}", seed=market.seed) from None
     assert genesis.contracts == {
         "oracle": market.addresses.oracle,
         "perps": market.addresses.perps,

@@ -1,7 +1,8 @@
 """The `l2sim` command: list, show and validate scenarios, run them, inspect saved runs.
 
 Exit status: 0 the command did its work (for `run`: every check held); 1 `run`
-finished but a check failed (the report is still written); 2 bad input, printed
+finished but a check failed (the report is still written), or an internal invariant broke
+(a bug: the seed and the command that replays it are the last line); 2 bad input, printed
 as one line `l2sim: FILE:LINE: FIELD: REASON` on stderr, without a traceback.
 
 `run` and `inspect` call into the runner and the chain, imported only when they run
@@ -23,13 +24,14 @@ anything runs, so a run is never lost to a path it cannot write. They call:
 """
 
 import json
+import traceback
 from typing import Any
 
 import click
 
 from chain.errors import ChainError
 from scenarios.api import format_reproduce
-from scenarios.errors import ScenarioError
+from scenarios.errors import RunFailed, ScenarioError
 from scenarios.loader import (
     describe_small_preset,
     dump_scenario,
@@ -182,8 +184,19 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
     # Only the teaching options given are passed on (the runner's defaults stand for the rest).
     teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
                                                 ("narrate", narrate), ("step", step)) if value}
-    is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce,
-                         **teaching)
+    try:
+        is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce,
+                             **teaching)
+    except AssertionError as error:
+        # A bug in l2sim, not bad input: loud (a bare assert keeps its traceback), and the last
+        # line is the seed and the command that replays it.
+        if not isinstance(error, RunFailed):
+            traceback.print_exc()
+        reason = str(error) or type(error).__name__
+        if not (isinstance(error, RunFailed) and error.seed is not None):
+            reason += f" (seed {resolved.seed})"
+        _echo_error(f"internal error: {reason}; reproduce with: {reproduce}")
+        is_ok = False
     click.get_current_context().exit(EXIT_OK if is_ok else EXIT_CHECK_FAILED)
 
 

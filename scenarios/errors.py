@@ -142,3 +142,13 @@ class UsedDataDirError(OutputPathError):
 class SavedRunError(ScenarioError):
     """Raised when `l2sim inspect` is pointed at something that is not a readable saved run,
     or asked for a validator or account it does not hold."""
+
+
+class RunFailed(AssertionError):
+    """Raised when an internal invariant of a run breaks: a bug in l2sim, not bad input
+    (the command exits 1 with the seed and the command that reproduces it, never 2)."""
+
+    def __init__(self, reason: str, *, seed: int | None = None):
+        super().__init__(_one_line(reason) if seed is None else f"{_one_line(reason)} (seed {seed})")
+        self.reason = _one_line(reason)
+        self.seed = seed

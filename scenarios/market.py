@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from chain.exchange import (
+    BPS,
     MARKET_IDS,
     SIZE_UNIT,
     USD,
@@ -127,6 +128,7 @@ class MarketWorld:
     genesis_spec: GenesisSpec
     glitch: Glitch | None
     aggressors: tuple[Actor, ...] = ()
+    setup_descriptions: tuple[str, ...] = ()  # one per genesis setup transaction, in order
 
     @property
     def markets(self) -> tuple[int, ...]:
@@ -168,13 +170,21 @@ def compute_perps_params(scenario: Scenario) -> PerpsParams:
 
 
 def compute_leverage_cap(params: PerpsParams) -> float:
-    """The highest leverage a new position can take with its fee paid, with a 5 % safety margin."""
-    by_margin = 10_000 / (params.initial_margin_bps + params.trading_fee_bps)
-    return 0.95 * min(float(params.max_leverage), by_margin)
+    """The highest leverage a new position may take, with a 5 % safety margin for rounding.
+
+    A position of notional N = L * E on equity E pays the fee f * N and must then keep
+    E - f * N >= m * N (initial margin m) and N <= M * (E - f * N) (leverage cap M), so
+    L <= 1 / (m + f) and L <= M / (1 + M * f); both bind for some accepted inputs.
+    """
+    fee = params.trading_fee_bps / BPS
+    by_margin = 1.0 / (params.initial_margin_bps / BPS + fee)
+    by_cap = params.max_leverage / (1.0 + params.max_leverage * fee)
+    return 0.95 * min(by_margin, by_cap)
 
 
 def draw_leverage(rng: random.Random, scenario: Scenario, params: PerpsParams) -> float:
-    """Leverage in [leverage_min, leverage_max], skewed low (u**2): most traders are moderate."""
+    """Leverage in [leverage_min, leverage_max], skewed low (u**2): most traders are moderate;
+    never above `compute_leverage_cap`, so every position drawn passes the contract's margin tests."""
     low = scenario.workload.leverage_min
     high = scenario.workload.leverage_max
     u = rng.random()
@@ -214,6 +224,42 @@ def draw_opening(
     side = 1 if rng.random() < long_share else -1
     size = compute_size(int(deposit * leverage), prices[market])
     return OpeningPosition(deposit, market, side * max(size, 1))
+
+
+def compute_opening_refusal(opening: OpeningPosition, price: int, params: PerpsParams) -> str | None:
+    """Why the perps contract would refuse `opening` at genesis (its revert message), or None.
+
+    The contract's own tests of a deposit and a first trade, in its integer arithmetic, in
+    the genesis state the draws are made for: the mark is the index price (depths are set
+    only after the openings) and no funding has accrued (positions cache the index posted
+    before them), so the fill is at `price` and the trade realises nothing.
+    """
+    if opening.deposit_wei <= 0:
+        return "perps: zero deposit"
+    if price <= 0:
+        return "perps: no price"
+    if opening.size == 0:
+        return "perps: zero size"
+    scaled = abs(opening.size) * price
+    fee = -(-scaled * params.trading_fee_bps // (SIZE_UNIT * BPS))
+    if fee > opening.deposit_wei:
+        return "perps: cannot pay fee"
+    equity = opening.deposit_wei - fee
+    if equity < -(-scaled * params.initial_margin_bps // (SIZE_UNIT * BPS)):
+        return "perps: below initial margin"
+    if scaled // SIZE_UNIT > equity * params.max_leverage:
+        return "perps: leverage cap"
+    return None
+
+
+def describe_opening(actor: "Actor", opening: OpeningPosition, price: int) -> str:
+    """`trader 412 opens a 3.2 BTC long at 18.8x with $180 collateral`: a genesis opening in words."""
+    base = MARKETS[opening.market].split("-")[0]
+    amount = Decimal(abs(opening.size)) / SIZE_UNIT
+    leverage = abs(opening.size) * price / SIZE_UNIT / opening.deposit_wei if opening.deposit_wei else float("inf")
+    side = "long" if opening.size > 0 else "short"
+    return (f"{actor.role} {actor.index} opens a {amount:.4g} {base} {side} at {leverage:.1f}x "
+            f"with ${opening.deposit_wei / USD:,.2f} collateral")
 
 
 def _actors(seed: int, role: str, count: int) -> tuple[Actor, ...]:
@@ -280,42 +326,55 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
         openings[actor.address] = draw_opening(rng, scenario, params, prices, 1.0 - workload.long_share)
 
     accounts = [FundedAccount(reporter.address, 0), FundedAccount(relayer.address, 0)]
-    setup = [
-        sign_call(reporter.key, post_prices_call(addresses, prices), nonce=0, fork_id=0),
-    ]
+    setup: list = []
+    described: list[str] = []  # what each setup transaction does, to name one that fails
+
+    def add(key: bytes, call, nonce: int, what: str) -> None:
+        setup.append(sign_call(key, call, nonce=nonce, fork_id=0))
+        described.append(what)
+
+    add(reporter.key, post_prices_call(addresses, prices), 0, "the reporter posts the genesis prices")
     funding = initial_funding_indices(scenario)
     if any(funding.values()):
         # Before any position opens, so each caches the index it will be reset from.
-        setup.append(sign_call(reporter.key, post_funding_call(addresses, funding), nonce=1, fork_id=0))
+        add(reporter.key, post_funding_call(addresses, funding), 1, "the reporter posts the genesis funding indices")
     owner_nonce = len(deployments)
+    vault, reserve = usd_to_wei(scenario.exchange.vault_usd), usd_to_wei(scenario.exchange.bridge_reserve_usd)
     owner_calls = [
-        call for call in (
-            fund_vault_call(addresses, usd_to_wei(scenario.exchange.vault_usd)),
-            fund_reserve_call(addresses, usd_to_wei(scenario.exchange.bridge_reserve_usd)),
+        (call, what) for call, what in (
+            (fund_vault_call(addresses, vault), f"the owner funds the vault with ${vault / USD:,.2f}"),
+            (fund_reserve_call(addresses, reserve), f"the owner funds the bridge reserve with ${reserve / USD:,.2f}"),
         ) if call.value > 0
     ]
-    depths = initial_depths(scenario)
-    if any(depths.values()):
-        owner_calls.append(set_flow_half_life_call(addresses, scenario.exchange.flow_half_life_blocks))
-        owner_calls += [set_market_depth_call(addresses, m, depths[m]) for m in sorted(depths) if depths[m]]
-    for call in owner_calls:
-        setup.append(sign_call(owner_key, call, nonce=owner_nonce, fork_id=0))
-        owner_nonce += 1
     for actor in (*traders, *profit_takers):
         opening = openings[actor.address]
         accounts.append(FundedAccount(actor.address, opening.deposit_wei * (1 + WALLET_MULTIPLE)))
-        setup.append(sign_call(actor.key, deposit_call(addresses, opening.deposit_wei), nonce=0, fork_id=0))
-        setup.append(
-            sign_call(actor.key, trade_call(addresses, opening.market, opening.size), nonce=1, fork_id=0)
-        )
+        add(actor.key, deposit_call(addresses, opening.deposit_wei), 0,
+            f"{actor.role} {actor.index} deposits ${opening.deposit_wei / USD:,.2f}")
+        add(actor.key, trade_call(addresses, opening.market, opening.size), 1,
+            describe_opening(actor, opening, prices[opening.market]))
+    # Depth comes after the openings: every opening fills at the index price, as its draw
+    # assumed, instead of at a mark pushed by the openings before it in the same block.
+    depths = initial_depths(scenario)
+    if any(depths.values()):
+        owner_calls.append((set_flow_half_life_call(addresses, scenario.exchange.flow_half_life_blocks),
+                            f"the owner sets the flow half-life to {scenario.exchange.flow_half_life_blocks} blocks"))
+        owner_calls += [(set_market_depth_call(addresses, m, depths[m]),
+                         f"the owner sets {MARKETS[m]}'s depth to ${depths[m] / USD:,.2f} per 1 %")
+                        for m in sorted(depths) if depths[m]]
+    for call, what in owner_calls:
+        add(owner_key, call, owner_nonce, what)
+        owner_nonce += 1
     for actor in aggressors:
         # Collateral for the first trade at 2x; later ones add exposure up to the leverage cap.
         deposit = usd_to_wei(workload.aggressor_notional_usd) // 2
         accounts.append(FundedAccount(actor.address, deposit * (1 + WALLET_MULTIPLE)))
-        setup.append(sign_call(actor.key, deposit_call(addresses, deposit), nonce=0, fork_id=0))
+        add(actor.key, deposit_call(addresses, deposit), 0, f"{actor.role} {actor.index} deposits ${deposit / USD:,.2f}")
     accounts += [FundedAccount(actor.address, HOLDER_BALANCE_USD * USD) for actor in keepers]
     accounts += [FundedAccount(address, HOLDER_BALANCE_USD * USD) for address in holders]
-    spec = GenesisSpec(seed=seed, accounts=tuple(accounts), deployments=deployments, setup=tuple(setup))
+    # The deployer funds the vault and the reserve: its balance covers any the schema accepts.
+    spec = GenesisSpec(seed=seed, accounts=tuple(accounts), deployments=deployments, setup=tuple(setup),
+                       deployer_balance=max(GenesisSpec.deployer_balance, vault + reserve + USD))
     return MarketWorld(
         seed=seed,
         scenario=scenario,
@@ -332,6 +391,7 @@ def build_market_world(scenario: Scenario, seed: int | None = None, *, glitch: b
         genesis_spec=spec,
         glitch=compute_glitch(scenario) if glitch else None,
         aggressors=aggressors,
+        setup_descriptions=tuple(described),
     )
 
 

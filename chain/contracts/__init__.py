@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import eth_abi
+import eth_abi.exceptions
 from eth_utils import event_signature_to_log_topic, function_signature_to_4byte_selector
 
 from chain.files import get_user_cache_dir as get_cache_dir
@@ -216,3 +217,18 @@ def decode_event(compiled: CompiledContract, event_name: str, topics: list[bytes
     values = eth_abi.decode(_abi_types(plain), data)
     fields.update({param["name"]: value for param, value in zip(plain, values, strict=True)})
     return fields
+
+
+ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string): what Vyper's `assert ..., "reason"` reverts with
+
+
+def decode_revert_reason(output: bytes) -> str:
+    """Why a call reverted, from its output: the contract's `Error(string)` message, else
+    the raw output in hex ("0x" when it ran out of gas or hit an invalid opcode)."""
+    output = bytes(output)
+    if output[:4] == ERROR_SELECTOR:
+        try:
+            return eth_abi.decode(["string"], output[4:])[0]
+        except (eth_abi.exceptions.DecodingError, UnicodeDecodeError, OverflowError):
+            pass
+    return "0x" + output.hex()

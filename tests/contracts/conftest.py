@@ -7,7 +7,6 @@ from their index, so every run is byte-for-byte the same.
 
 from dataclasses import dataclass, field
 
-import eth_abi
 import pytest
 from eth.constants import BLANK_ROOT_HASH, ZERO_ADDRESS
 from eth.db.atomic import AtomicDB
@@ -22,6 +21,7 @@ from chain.contracts import (
     CompiledContract,
     compile_contract,
     decode_event,
+    decode_revert_reason,
     decode_result,
     deployment_code,
     encode_call,
@@ -33,7 +33,6 @@ TX_GAS = 10_000_000
 BLOCK_GAS_LIMIT = 30_000_000
 GENESIS_TIMESTAMP = 1_767_225_600  # 2026-01-01T00:00:00Z
 BLOCK_TIME_S = 2
-ERROR_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 
 
 class TxReverted(Exception):
@@ -63,12 +62,6 @@ class TxResult:
     returned: tuple
     logs: tuple
     revert_reason: str | None
-
-
-def _revert_reason(output: bytes) -> str:
-    if output[:4] == ERROR_SELECTOR:
-        return eth_abi.decode(["string"], output[4:])[0]
-    return "0x" + output.hex()
 
 
 @dataclass
@@ -128,7 +121,7 @@ class Evm:
         """Deploy contract `name` from `sender`; returns a handle bound to its address."""
         computation = self.send(sender, b"", deployment_code(name, *args))
         if computation.is_error:
-            raise TxReverted(_revert_reason(computation.output))
+            raise TxReverted(decode_revert_reason(computation.output))
         return Contract(self, compile_contract(name), computation.msg.storage_address)
 
     def static_call(self, to: bytes, data: bytes, sender: bytes = ZERO_ADDRESS) -> bytes:
@@ -143,7 +136,7 @@ class Evm:
         finally:
             self.state.revert(snapshot)
         if computation.is_error:
-            raise TxReverted(_revert_reason(computation.output))
+            raise TxReverted(decode_revert_reason(computation.output))
         return computation.output
 
 
@@ -173,7 +166,7 @@ class Contract:
         computation = self.evm.send(sender, self.address, data, value)
         logs = tuple(computation.get_log_entries())
         if computation.is_error:
-            result = TxResult(False, (), logs, _revert_reason(computation.output))
+            result = TxResult(False, (), logs, decode_revert_reason(computation.output))
             if expect_ok:
                 raise TxReverted(result.revert_reason)
             return result
