@@ -5,7 +5,8 @@ the signed messages it received); the event loop only carries messages and fires
 
 1. **Alarm and halt** (`Alarm`, `on_block_committed`): after each block it commits on the
    first fork a validator compares the oracle prices its chain now holds with its own
-   reference feed. The first height whose prices deviate is its `first_bad_height`; once
+   reference feed, and the funding indices its chain holds with those it computes itself.
+   The first height where either deviates is its `first_bad_height`; once
    the deviation has stood for `delay_blocks` (or at the operator's halt height) it commits
    nothing above that height. Honest validators hold the same chain and the same feed, so
    they halt at the same height, and with more than a third of the power refusing every
@@ -125,6 +126,14 @@ def is_price_deviation(onchain_price: int, reference_price: int, threshold_bps: 
     return abs(onchain_price - reference_price) * 10_000 > threshold_bps * reference_price
 
 
+def is_index_deviation(onchain_index: int, expected_index: int, threshold_bps: int) -> bool:
+    """True when a (signed) funding index on chain is further than `threshold_bps` of the
+    expected index from it; any change of an expected 0 deviates."""
+    if expected_index == 0:
+        return onchain_index != 0
+    return abs(onchain_index - expected_index) * 10_000 > threshold_bps * abs(expected_index)
+
+
 @dataclass(frozen=True)
 class Alarm:
     """One validator's deviation alarm over the blocks it committed on the first fork."""
@@ -133,7 +142,8 @@ class Alarm:
     delay_blocks: int
     operator_halt_height: int | None = None
     first_bad_height: int = NO_BAD_HEIGHT
-    deviating_markets: tuple[int, ...] = ()  # markets that deviated at the first bad height
+    deviating_markets: tuple[int, ...] = ()  # markets whose price deviated at the first bad height
+    deviating_funding: tuple[int, ...] = ()  # markets whose funding index deviated there
     halt_height: int | None = None  # commit nothing above this height
 
     @property
@@ -141,17 +151,22 @@ class Alarm:
         return self.halt_height is not None
 
 
-def on_block_committed(alarm: Alarm, height: int, onchain: Mapping[int, int],
-                       reference: Mapping[int, int]) -> Alarm:
-    """The alarm after the validator committed `height`, whose oracle holds `onchain`
-    while the validator's own feed says `reference` (market -> price)."""
+def on_block_committed(alarm: Alarm, height: int, onchain: Mapping[int, int], reference: Mapping[int, int],
+                       onchain_funding: Mapping[int, int] | None = None,
+                       expected_funding: Mapping[int, int] | None = None) -> Alarm:
+    """The alarm after the validator committed `height`, whose oracle holds `onchain` while
+    the validator's own feed says `reference` (market -> price); and, when given, whose
+    exchange holds the funding indices `onchain_funding` while the validator computes
+    `expected_funding` itself (market -> index)."""
     if alarm.is_halted:
         return alarm
     if alarm.first_bad_height == NO_BAD_HEIGHT:
-        deviating = tuple(m for m in sorted(reference)
-                          if is_price_deviation(onchain.get(m, 0), reference[m], alarm.deviation_bps))
-        if deviating:
-            alarm = replace(alarm, first_bad_height=height, deviating_markets=deviating)
+        prices = {m for m in reference if is_price_deviation(onchain.get(m, 0), reference[m], alarm.deviation_bps)}
+        funding = {m for m in (expected_funding or {})
+                   if is_index_deviation((onchain_funding or {}).get(m, 0), expected_funding[m], alarm.deviation_bps)}
+        if prices or funding:
+            alarm = replace(alarm, first_bad_height=height, deviating_markets=tuple(sorted(prices)),
+                            deviating_funding=tuple(sorted(funding)))
     fired = alarm.first_bad_height != NO_BAD_HEIGHT and height >= alarm.first_bad_height + alarm.delay_blocks
     scheduled = alarm.operator_halt_height is not None and height >= alarm.operator_halt_height
     if fired or scheduled:

@@ -282,8 +282,20 @@ def judge_run(run, culprits: Iterable[int]) -> dict[str, Check]:
     else:
         checks["replay_protection"] = check_replay_protection(run.store, final, recovery.discarded_transactions)
         entries = run.compensation_entries  # the plan's, then the post-reopening audit's
-        checks["compensation_paid"] = check_compensation_paid(
-            sum(e.amount for e in entries), compensation_paid(run), len(entries))
+        if recovery.audit_height is not None and final.height < recovery.audit_height:
+            checks["compensation_paid"] = not_reached(
+                f"trading never opened (height {recovery.audit_height}): the final chain ends at {final.height}, "
+                "so the reopening was never audited")
+        else:
+            checks["compensation_paid"] = check_compensation_paid(
+                sum(e.amount for e in entries), compensation_paid(run), len(entries))
         goal = max(run.scenario.chain.heights, recovery.restart_height + MIN_RESTART_BLOCKS - 1)
         checks["liveness"] = check_liveness(final.height, goal, final.head.fork_id, plan.new_fork_id)
+        if not checks["liveness"].ok and run.restart is not None and run.restart.outlasting:
+            # No BFT protocol is live while a fault cuts the quorum for good: not reached, not failed.
+            checks["liveness"] = not_reached(f"fork {final.head.fork_id} stopped at height {final.height} of {goal}")
+    stopped_by = run.stopped_by
+    if stopped_by:  # what could not be reached is named by the fault that outlasted the run
+        checks = {name: Check(NOT_REACHED, f"{c.detail}: {stopped_by}") if c.status == NOT_REACHED else c
+                  for name, c in checks.items()}
     return {name: checks[name] for name in promised}

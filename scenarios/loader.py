@@ -19,6 +19,7 @@ named by its key, after `--set` (the command) or `overrides` (the Python API).
 import dataclasses
 import difflib
 import importlib.resources
+import math
 import os
 import re
 import tomllib
@@ -67,6 +68,14 @@ SMALL_AT_MOST: dict[str, int] = {
 }
 SMALL_TRADE_PROBABILITY = 0.05
 SMALL_NAME_PREFIX = "small-"
+# What follows the restart (cancel-only, post-only, a stale feed) shrinks with the chain's
+# tail after the incident, each phase to at least this many blocks, and the chain grows
+# to hold it and then this many blocks of open trading (the audit pays in the first).
+SMALL_MIN_PHASE_BLOCKS = 2
+SMALL_OPEN_BLOCKS = 3
+# A selective restore restarts two heights after the halt (the restore block, then the
+# first block of the new fork); a rollback restarts earlier.
+SMALL_RESTART_AFTER_HALT = 2
 _DOTTED_KEY = re.compile(r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$")
 
 
@@ -165,6 +174,7 @@ def compute_small_overrides(scenario: Scenario) -> dict[str, Any]:
     halt = scenario.detection.operator_halt_height
     if halt is not None and min(heights, halt - old_start + new_start) != halt:
         changes["detection.operator_halt_height"] = min(heights, halt - old_start + new_start)
+    changes.update(_compute_small_reopening(scenario, changes))
     if new_start != old_start:
         shift = _make_time_shift(old_start * scenario.chain.block_time_s, new_start * scenario.chain.block_time_s)
         network = scenario.network
@@ -180,6 +190,55 @@ def compute_small_overrides(scenario: Scenario) -> dict[str, Any]:
                 for c in network.crashes
             ]
     return changes
+
+
+def _compute_small_reopening(scenario: Scenario, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The small preset's keys for what follows the restart: the reopening's phases and the
+    stale feed scaled by the tail the small chain keeps after the incident (heights after
+    `incident.start_height`), each phase at least `SMALL_MIN_PHASE_BLOCKS` and never longer
+    than it was, and `chain.heights` raised so that the restart, every phase and
+    `SMALL_OPEN_BLOCKS` of open trading all fit."""
+    heights = changes.get("chain.heights", scenario.chain.heights)
+    start = changes.get("incident.start_height", scenario.incident.start_height)
+    full_tail = scenario.chain.heights - scenario.incident.start_height
+    ratio = (heights - start) / full_tail
+    if ratio >= 1:
+        return {}
+    block_s = scenario.chain.block_time_s
+
+    def scaled(blocks: int) -> int:
+        return min(blocks, max(SMALL_MIN_PHASE_BLOCKS, round(blocks * ratio))) if blocks > 0 else 0
+
+    out: dict[str, Any] = {}
+    reopening = 0
+    response = scenario.response
+    for key, seconds in (("response.cancel_only_s", response.cancel_only_s), ("response.post_only_s", response.post_only_s)):
+        blocks = int(seconds / block_s)
+        if scaled(blocks) != blocks:
+            out[key] = compute_seconds_for_blocks(scaled(blocks), block_s)
+        reopening += scaled(blocks)
+    stale = scaled(scenario.oracle.stale_after_restart_blocks)
+    if stale != scenario.oracle.stale_after_restart_blocks:
+        out["oracle.stale_after_restart_blocks"] = stale
+    after_restart = max(reopening, stale) + SMALL_OPEN_BLOCKS if max(reopening, stale) else 0
+    halt = changes.get("detection.operator_halt_height", scenario.detection.operator_halt_height)
+    if halt is None:
+        halt = start + changes.get("detection.delay_blocks", scenario.detection.delay_blocks)
+    needed = halt + SMALL_RESTART_AFTER_HALT + after_restart - 1
+    if needed > heights:
+        out["chain.heights"] = needed
+    return out
+
+
+def compute_seconds_for_blocks(blocks: int, block_s: float) -> float:
+    """The fewest seconds that make `blocks` whole blocks of `block_s` (`int(s / block_s)`,
+    as the runner counts them, despite binary rounding)."""
+    seconds = blocks * block_s
+    for _ in range(8):  # a product of two doubles is off by at most an ulp or two
+        if int(seconds / block_s) >= blocks:
+            return seconds
+        seconds = math.nextafter(seconds, math.inf)
+    raise AssertionError(f"no seconds give {blocks} blocks of {block_s} s")
 
 
 def describe_small_preset(scenario: Scenario) -> list[str]:

@@ -69,7 +69,7 @@ from chain.history import History
 from chain.state import ZERO_ADDRESS, get_nonce
 from chain.store import Store
 from chain.transactions import address_of
-from consensus.emergency import compute_digest, is_price_deviation
+from consensus.emergency import compute_digest, is_index_deviation, is_price_deviation
 
 
 @dataclass(frozen=True)
@@ -307,15 +307,21 @@ def _liquidated_in(events_by_height) -> tuple[bytes, ...]:
 
 def find_corrupted_markets(store: Store, history: History, setup: ExchangeSetup, feed: Feed,
                            low: int, high: int) -> tuple[int, ...]:
-    """Markets whose on-chain oracle price deviated from the validator's own feed at any
-    height low..high of its chain."""
+    """Markets whose on-chain oracle price deviated from the validator's own feed, or whose
+    funding index deviated from the one at height low - 1 (no funding accrues between
+    posts in this model), at any height low..high of its chain."""
     found: set[int] = set()
+    before = history.root_at(low - 1)
+    expected = {m: get_funding_index(store, before, setup.addresses, m) for m in setup.markets}
     for height in range(low, high + 1):
         root = history.root_at(height)
         reference = feed(height)
         for market in setup.markets:
-            if market not in found and is_price_deviation(
-                    get_price(store, root, setup.addresses, market), reference[market], setup.deviation_bps):
+            if market not in found and (
+                    is_price_deviation(get_price(store, root, setup.addresses, market), reference[market],
+                                       setup.deviation_bps)
+                    or is_index_deviation(get_funding_index(store, root, setup.addresses, market), expected[market],
+                                          setup.deviation_bps)):
                 found.add(market)
     return tuple(sorted(found))
 

@@ -347,6 +347,16 @@ def render_summary(report: dict, console) -> None:
 # ---------------------------------------------------------------- entry points
 
 
+def format_unheld_checks(report: dict) -> str:
+    """`check failed: a, b; not reached: c`: the checks that make a run exit 1, by status."""
+    parts = []
+    for status, words in (("failed", "check failed"), ("not_reached", "not reached")):
+        names = [name for name, check in report["checks"].items() if check["status"] == status]
+        if names:
+            parts.append(f"{words}: {', '.join(names)}")
+    return "; ".join(parts)
+
+
 def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None, quiet: bool,
                  reproduce: str, events_path: str | None = None, html_path: str | None = None,
                  narrate: bool = False, step: bool = False) -> bool:
@@ -403,8 +413,7 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
     if not quiet:
         render_summary(report, console)
     if not ok:
-        failed = [name for name, check in report["checks"].items() if not check["ok"]]
         # Plain text, never wrapped: the last thing said is the command that replays the failure.
-        sys.stderr.write(f"l2sim: check failed: {', '.join(failed)} (seed {scenario.seed}); "
+        sys.stderr.write(f"l2sim: {format_unheld_checks(report)} (seed {scenario.seed}); "
                          f"reproduce with: {reproduce}\n")
     return ok

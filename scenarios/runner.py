@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Callable
 
 from chain.blocks import Block
-from chain.exchange import Compensated, Liquidated, decode_events, get_open_interest, get_price, get_vault_balance
+from chain.exchange import (
+    Compensated,
+    Liquidated,
+    decode_events,
+    get_funding_index,
+    get_open_interest,
+    get_price,
+    get_vault_balance,
+)
 from chain.execution import ExecutionResult, apply_block
 from chain.history import History
 from chain.restore import rollback
@@ -66,6 +74,7 @@ from scenarios.recovery import (
     compute_reopening,
     compute_reopening_audit,
 )
+from scenarios.errors import RunFailed
 from scenarios.events import EventLog
 from scenarios.inspect import get_view_name, start_saved_run
 from scenarios.schema import MARKETS, Scenario
@@ -78,10 +87,9 @@ PLAN_TIMEOUTS = TimeoutConfig(propose_s=5.0, propose_delta_s=2.0, prevote_s=1.0,
 MAX_EVENTS_PER_PHASE = 2_000_000
 MIN_RESTART_BLOCKS = 3
 PLAN_MAX_WAIT_S = 600.0  # after the last fault ends, give up on a certificate (and say so)
-
-
-class RunFailed(AssertionError):
-    """Raised when an internal invariant of a run breaks (a bug, not bad input)."""
+# The vote waits for a partition to heal or a crashed validator to restart at most this long
+# after it starts; a fault that lasts longer outlasts the run, which ends without waiting.
+MAX_FAULT_WAIT_S = 86_400.0
 
 
 # ---------------------------------------------------------------- setup
@@ -158,16 +166,17 @@ def _power(scenario: Scenario) -> tuple[int, ...]:
     return tuple(scenario.validators.power) if scenario.validators.power else (1,) * count
 
 
-def _make_price_reader(store: Store, exchange: ExchangeSetup, memo: dict | None):
-    """root -> the oracle's prices there (a pure function of the root; memoised when `memo`)."""
+def _make_market_reader(store: Store, exchange: ExchangeSetup, get, memo: dict | None):
+    """root -> {market: get(store, root, addresses, market)} there, e.g. the oracle's prices
+    (a pure function of the root; memoised when `memo`)."""
 
     def read(root: bytes) -> dict[int, int]:
         if memo is not None and root in memo:
             return memo[root]
-        prices = {m: get_price(store, root, exchange.addresses, m) for m in exchange.markets}
+        values = {m: get(store, root, exchange.addresses, m) for m in exchange.markets}
         if memo is not None:
-            memo[root] = prices
-        return prices
+            memo[root] = values
+        return values
 
     return read
 
@@ -189,7 +198,8 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
     keys = get_validator_keys(seed, count)
     validator_set = ValidatorSet(tuple(k.public_key for k in keys), _power(scenario))
     behaviours = {b.index: b.behaviour for b in scenario.validators.byzantine}
-    read_prices = _make_price_reader(store, exchange, {} if memo else None)
+    read_prices = _make_market_reader(store, exchange, get_price, {} if memo else None)
+    read_funding = _make_market_reader(store, exchange, get_funding_index, {} if memo else None)
     nodes = []
     for index, key in enumerate(keys):
         journal = (
@@ -198,10 +208,11 @@ def prepare_run(scenario: Scenario, *, data_dir: str | None = None, memo: bool =
         history = History.create(store, world.genesis.header, view=get_view_name(index))
         alarm = Alarm(detection.deviation_bps, detection.delay_blocks, detection.operator_halt_height)
         view = NodeView(index=index, address=key.address, history=history, fork_id=0,
-                        feed=world.reference_prices, read_prices=read_prices, alarm=alarm)
+                        feed=world.reference_prices, read_prices=read_prices, alarm=alarm,
+                        read_funding=read_funding, expected_funding=read_funding(history.root_at(0)))
         nodes.append(Node(index, behaviours.get(index, "honest"), key, journal, view))
     if not any(n.is_honest for n in nodes):
-        raise RunFailed("a run needs at least one honest validator")
+        raise RunFailed("a run needs at least one honest validator", seed=seed)
     return RunSetup(scenario, seed, store, world, validator_set, tuple(nodes), exchange, memo,
                     {} if memo else None, {} if memo else None)
 
@@ -279,6 +290,7 @@ class BlocksPhase:
     start_s: float
     end_s: float
     goal_height: int
+    outlasting: tuple[str, ...] = ()  # faults still under way when it stopped short of its goal, in words
 
 
 def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, result: ExecutionResult,
@@ -307,12 +319,11 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         return
     if alarm.first_bad_height and node.index not in rec._alarmed:
         rec._alarmed.add(node.index)
-        rec.emit("alarm", now_s, fork, alarm.first_bad_height, validator=node.index,
-                 reason="oracle price deviates from its own feed")
+        reason = describe_alarm(alarm)
+        rec.emit("alarm", now_s, fork, alarm.first_bad_height, validator=node.index, reason=reason)
         if rec.first_bad_height is None:
             rec.first_bad_height = alarm.first_bad_height
-            rec.note("glitch on chain", now_s, alarm.first_bad_height,
-                     f"validator {node.index}: oracle price deviates from its feed")
+            rec.note("glitch on chain", now_s, alarm.first_bad_height, f"validator {node.index}: {reason}")
     if alarm.halt_height is not None and node.index not in rec._halted:
         rec._halted.add(node.index)
         reason = "deviation alarm" if alarm.first_bad_height else "operator halt"
@@ -320,6 +331,18 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         if rec.detected_height is None:
             rec.detected_height = alarm.halt_height
             rec.note("halt", now_s, alarm.halt_height, f"validator {node.index}: {reason}")
+
+
+def describe_alarm(alarm: Alarm) -> str:
+    """Why a validator's alarm fired, naming the markets: `oracle price of BTC-USD deviates from its own feed`."""
+    reasons = []
+    if alarm.deviating_markets:
+        reasons.append(f"oracle price of {', '.join(MARKETS[m] for m in alarm.deviating_markets)} deviates from "
+                       "its own feed")
+    if alarm.deviating_funding:
+        reasons.append(f"funding index of {', '.join(MARKETS[m] for m in alarm.deviating_funding)} deviates from "
+                       "the one it computes")
+    return "; ".join(reasons)
 
 
 def _read_series(setup: RunSetup, block: Block, result: ExecutionResult, events: tuple,
@@ -424,7 +447,8 @@ def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
         )
 
     sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
-    return BlocksPhase("chain", 0, sim.trace, 0.0, sim.now_s, heights)
+    return BlocksPhase("chain", 0, sim.trace, 0.0, sim.now_s, heights,
+                       () if is_done() else describe_faults_outlasting(config, 0.0, sim.now_s))
 
 
 # ---------------------------------------------------------------- phase 3: the emergency upgrade
@@ -444,6 +468,7 @@ class EmergencyPhase:
     rejected_plans: dict[bytes, dict]
     view_conflicts: tuple[ViewConflict, ...]  # signed views that contradict a certified header
     views_rejected: int
+    outlasting: tuple[str, ...] = ()  # faults that had not ended when the vote stopped waiting, in words
 
 
 def compute_plan_for(setup: RunSetup, node: Node, views: tuple[HaltView, ...]) -> RestorePlan:
@@ -605,7 +630,7 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
 
     sim = create_simulation(config, setup.validator_set, make_kit, observer=rec.get_observer())
     box.append(sim)
-    faults_end_s = max(start_s, config.get_faults_end_s())
+    faults_end_s, outlasting = compute_fault_wait(config, start_s)
 
     def is_done() -> bool:
         if sim.now_s < faults_end_s:
@@ -637,7 +662,41 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
         for conflict in engines[i].conflicts:
             conflicts.setdefault((conflict.view.validator, conflict.height), conflict)
     return EmergencyPhase(sim.trace, start_s, sim.now_s, old_fork, new_fork, plan, certificate, rejected,
-                          tuple(conflicts[k] for k in sorted(conflicts)), sum(e.rejected_views for e in engines.values()))
+                          tuple(conflicts[k] for k in sorted(conflicts)), sum(e.rejected_views for e in engines.values()),
+                          () if is_done() else outlasting)
+
+
+def compute_fault_wait(config: SimConfig, start_s: float) -> tuple[float, tuple[str, ...]]:
+    """How long the vote starting at `start_s` waits for faults to end, and the faults it does
+    not wait for, in words: a partition that heals, or a crashed validator that restarts, more
+    than `MAX_FAULT_WAIT_S` later (or never heals) outlasts the run. A crash for good "ends"
+    when it happens, as before; a fault that starts after the horizon never happens in the run."""
+    horizon_s = start_s + MAX_FAULT_WAIT_S
+    ends = [start_s]
+    ends += [p.end_s for p in config.partitions if start_s < p.end_s <= horizon_s and p.start_s < horizon_s]
+    ends += [c.at_s if c.restart_s is None else c.restart_s for c in config.crashes
+             if c.at_s < horizon_s and (c.restart_s is None or c.restart_s <= horizon_s)]
+    return max(ends), describe_faults_outlasting(config, start_s, horizon_s)
+
+
+def describe_faults_outlasting(config: SimConfig, from_s: float, until_s: float) -> tuple[str, ...]:
+    """In words, each partition or crash under way at some time in [from_s, until_s] that is
+    still under way at `until_s` (a crash for good is not: nothing will change)."""
+    out = []
+    for p in config.partitions:
+        if p.start_s < until_s and p.end_s > until_s and p.end_s > from_s:
+            out.append(f"the partition {[list(g) for g in p.groups]} from {format_duration_s(p.start_s)} heals "
+                       f"only at {format_duration_s(p.end_s)}")
+    for c in config.crashes:
+        if c.at_s < until_s and c.restart_s is not None and c.restart_s > until_s:
+            out.append(f"validator {c.node}, down from {format_duration_s(c.at_s)}, restarts only at "
+                       f"{format_duration_s(c.restart_s)}")
+    return tuple(out)
+
+
+def format_duration_s(t_s: float) -> str:
+    """Virtual seconds since genesis for a sentence: `600 s`, `1e+07 s`."""
+    return f"{t_s:.0f} s" if t_s < 1e7 else f"{t_s:.3g} s"
 
 
 # ---------------------------------------------------------------- the world after the restore
@@ -703,7 +762,8 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
 
     sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
                   max_events=MAX_EVENTS_PER_PHASE)
-    return BlocksPhase("restart", fork_id, sim.trace, start_s, sim.now_s, goal)
+    return BlocksPhase("restart", fork_id, sim.trace, start_s, sim.now_s, goal,
+                       () if is_done() else describe_faults_outlasting(config, start_s, sim.now_s))
 
 
 # ---------------------------------------------------------------- the record
@@ -838,6 +898,13 @@ class Run:
         return None
 
     @property
+    def stopped_by(self) -> str | None:
+        """Why the run stopped before its end, in words: the faults that outlasted it (or None)."""
+        phases = [self.chain_phase, self.emergency, self.restart]
+        faults = [f for phase in phases if phase is not None for f in phase.outlasting]
+        return "; ".join(dict.fromkeys(faults)) or None
+
+    @property
     def stale_until_height(self) -> int:
         return -1 if self.recovery is None else get_stale_until_height(self.scenario, self.recovery)
 
@@ -854,6 +921,9 @@ def execute_run(setup: RunSetup, rec: Recorder) -> Run:
         return Run(setup, chain_phase, emergency, restart, recovery, rec, end_s)
 
     if rec.split_at is not None or rec.detected_height is None:
+        if chain_phase.outlasting:
+            height = max(n.view.history.height for n in setup.nodes)
+            rec.note("chain stalled", now_s, height, "; ".join(chain_phase.outlasting))
         return finish()  # no restore on a split chain (the report convicts); nothing to recover
     halted = max(n.view.history.height for n in setup.nodes)
     if rec.progress:
@@ -865,8 +935,11 @@ def execute_run(setup: RunSetup, rec: Recorder) -> Run:
     emergency = run_emergency_phase(setup, rec, resume_s)
     now_s = emergency.end_s
     if emergency.plan is None:
-        rec.note("no certificate", now_s, None,
-                 f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last fault")
+        if emergency.outlasting:
+            why = f"no plan gathered 2/3 of the power; the run does not wait: {'; '.join(emergency.outlasting)}"
+        else:
+            why = f"no plan gathered 2/3 of the power within {PLAN_MAX_WAIT_S:.0f} s of the last fault"
+        rec.note("no certificate", now_s, None, why)
         return finish(emergency, end_s=now_s)
     recovery = follow_restore(setup, rec, emergency, now_s)
     if recovery is None:

@@ -296,7 +296,8 @@ class DetectionConfig(_Model):
     """How the halt is triggered."""
 
     deviation_bps: int = Field(
-        2000, ge=1, le=1_000_000, description="Price move from the last good price that raises the alarm."
+        2000, ge=1, le=1_000_000, description="How far (bps) an on-chain price may stand from the validator's own "
+        "feed, or a funding index from the one it computes, before its alarm fires."
     )
     operator_halt_height: int | None = Field(
         None, ge=1, le=MAX_HEIGHTS, description="Height at which operators halt by hand, alarm or not."
@@ -518,6 +519,18 @@ class Scenario(_Model):
                 f"{halt} is outside incident.start_height..chain.heights"
                 f" = {self.incident.start_height}..{heights}",
             )
+        undetectable = compute_undetectable_incident(self)
+        if undetectable is not None:
+            raise _invalid("inconsistent", undetectable[0], undetectable[1], undetectable[2])
+        opens_at = compute_reopening_height(self)
+        if "reopening-harm" in self.response.compensation_policies and opens_at is not None and opens_at > heights:
+            raise _invalid(
+                "out_of_range",
+                ("chain", "heights"),
+                heights,
+                f"{heights} is too few: trading reopens only at height {opens_at} (the restart, then "
+                f"response.cancel_only_s and response.post_only_s), so the reopening-harm audit would never run",
+            )
         initial, maintenance = compute_margins_bps(self)
         if maintenance >= initial:
             raise _invalid(
@@ -536,6 +549,55 @@ class Scenario(_Model):
                 f"traders + keepers + profit_takers + aggressors = {actors} exceeds chain.accounts = {self.chain.accounts}",
             )
         return self
+
+
+def compute_undetectable_incident(scenario: Scenario) -> tuple[FieldPath, Any, str] | None:
+    """(field, value, reason) when no validator's alarm could tell the glitch from the truth
+    at genesis, or None: every bad price within `detection.deviation_bps` of its market's
+    genesis price, and every reset funding index already 0 (a reset that changes nothing)."""
+    incident, bps = scenario.incident, scenario.detection.deviation_bps
+    prices: tuple[str, ...] = ()
+    if incident.kind in ("price", "both"):
+        prices = tuple(dict.fromkeys((incident.market, *incident.markets)))
+    funding: tuple[str, ...] = ()
+    if incident.kind in ("funding-reset", "both"):
+        funding = incident.funding_markets or MARKETS
+    initial = {m: scenario.prices.initial_usd.get(m, DEFAULT_INITIAL_PRICES_USD[m]) for m in prices}
+    if any(abs(incident.bad_price - initial[m]) * 10_000 > bps * initial[m] for m in prices):
+        return None
+    if any(scenario.exchange.funding_index_usd.get(m, 0.0) != 0.0 for m in funding):
+        return None
+    if prices and not funding:
+        listed = ", ".join(f"{m} {format_value(initial[m])}" for m in prices)
+        return (("incident", "bad_price"), incident.bad_price,
+                f"{format_value(incident.bad_price)} is within detection.deviation_bps = {bps} of the genesis price "
+                f"({listed}): no validator's alarm could tell it from the true price")
+    if funding and not prices:
+        return (("incident", "kind"), incident.kind,
+                f"the reset sets funding indices that are already 0 at genesis ({', '.join(funding)}; "
+                "exchange.funding_index_usd): it changes nothing a validator could detect")
+    return (("incident", "bad_price"), incident.bad_price,
+            f"{format_value(incident.bad_price)} is within detection.deviation_bps = {bps} of the genesis price and "
+            "the funding indices it resets are already 0: no validator's alarm could detect the incident")
+
+
+def compute_reopening_height(scenario: Scenario) -> int | None:
+    """The latest height at which trading reopens after the restart (None: no restricted phase).
+
+    A rollback restarts at the glitch's first height; a selective restore two heights after
+    the halt (the restore block, then the new fork's first block). The phases last
+    `int(seconds / block_time_s)` blocks each, as the runner counts them.
+    """
+    response, block_s = scenario.response, scenario.chain.block_time_s
+    restricted = int(response.cancel_only_s / block_s) + int(response.post_only_s / block_s)
+    if restricted == 0:
+        return None
+    start = scenario.incident.start_height
+    halt = scenario.detection.operator_halt_height
+    if halt is None:
+        halt = start + scenario.detection.delay_blocks
+    restart = halt + 2 if response.mode == "selective-restore" else start
+    return restart + restricted
 
 
 def compute_margins_bps(scenario: Scenario) -> tuple[int, int]:

@@ -9,10 +9,11 @@ the public API takes:
   small enough to run many; `runnable=False` draws from every file the schema accepts
   (some do not run: no honest validator, or too big to be quick); `broken=True` draws
   files broken in one place, for bad-input tests (`bad_scenario_dicts`).
-- `fault_overrides(count)`: dotted-key overrides that add faults (Byzantine
-  validators, lossy links, partitions, crashes) to a scenario with `count` validators:
+- `fault_overrides(scenario)`: dotted-key overrides that add faults (Byzantine
+  validators, lossy links, partitions, crashes) to that scenario, at times where its run
+  is busy (the chain, and the vote after the pause):
 
-      @given(faults=fault_overrides(4, horizon_s=120.0))
+      @given(faults=fault_overrides("paradex-2026", small=True))
       def test_...(faults):
           report = scenarios.run("paradex-2026", small=True, overrides=faults)
 
@@ -70,15 +71,28 @@ def byzantine_entries(
     )
 
 
+Windows = tuple[tuple[float, float], ...]
+"""Spans of virtual seconds since genesis, [start, end] each, in which faults are drawn."""
+
+
+def _window_times(draw: st.DrawFn, windows: Windows) -> tuple[float, float]:
+    """A (start, end) pair inside one of `windows`: the first window is where it shrinks to."""
+    low, high = windows[draw(st.integers(0, len(windows) - 1))]
+    start = draw(st.floats(low, low + (high - low) * 0.9, allow_nan=False))
+    end = draw(st.floats(start + (high - low) * 0.01, high, allow_nan=False))
+    return start, end
+
+
 @st.composite
 def partitions(
-    draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_partitions: int = 2
+    draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_partitions: int = 2, windows: Windows | None = None
 ) -> list[dict[str, Any]]:
-    """`network.partitions` for `count` validators, every window inside [0, horizon_s]."""
+    """`network.partitions` for `count` validators, every window inside [0, horizon_s] (or
+    inside one of `windows`)."""
+    windows = windows or ((0.0, horizon_s),)
     result = []
     for _ in range(draw(st.integers(0, max_partitions))):
-        start_s = draw(st.floats(0.0, horizon_s * 0.9, allow_nan=False))
-        end_s = draw(st.floats(start_s + horizon_s * 0.01, horizon_s, allow_nan=False))
+        start_s, end_s = _window_times(draw, windows)
         order = draw(st.permutations(range(count)))
         cut = draw(st.integers(1, count))
         groups = [sorted(order[:cut]), sorted(order[cut:])]
@@ -87,33 +101,64 @@ def partitions(
 
 
 @st.composite
-def crashes(draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_crashes: int = 2) -> list[dict[str, Any]]:
-    """`network.crashes` for `count` validators: each crash restarts inside [0, horizon_s]."""
+def crashes(draw: st.DrawFn, count: int, *, horizon_s: float = 3600.0, max_crashes: int = 2,
+            windows: Windows | None = None) -> list[dict[str, Any]]:
+    """`network.crashes` for `count` validators: each crash restarts inside [0, horizon_s] (or
+    inside the one of `windows` it starts in)."""
+    windows = windows or ((0.0, horizon_s),)
     result = []
     for _ in range(draw(st.integers(0, max_crashes))):
-        at_s = draw(st.floats(0.0, horizon_s * 0.9, allow_nan=False))
-        restart_s = draw(st.floats(at_s + horizon_s * 0.01, horizon_s, allow_nan=False))
+        at_s, restart_s = _window_times(draw, windows)
         result.append({"node": draw(st.integers(0, count - 1)), "at_s": at_s, "restart_s": restart_s})
     return result
 
 
+def compute_fault_windows(scenario) -> Windows:
+    """Where faults matter in a run of `scenario` (a `Scenario`), in virtual seconds: the chain
+    up to a little past the halt, and the vote after the pause through the restart's blocks.
+    Estimated from the scenario alone (a height takes about `block_time_s`); the pause
+    between them, when nothing is sent, is left out."""
+    block_s = scenario.chain.block_time_s
+    halt = scenario.detection.operator_halt_height or scenario.incident.start_height + scenario.detection.delay_blocks
+    halt_s = (halt + 2) * block_s
+    vote_s = halt_s + scenario.response.pause_s
+    after_s = (scenario.chain.heights - scenario.incident.start_height + 3) * block_s + 10.0
+    if scenario.response.pause_s <= after_s:
+        return ((0.0, vote_s + after_s),)
+    return ((0.0, halt_s), (vote_s - 1.0, vote_s + after_s))
+
+
 def fault_overrides(
-    count: int, *, horizon_s: float = 3600.0, within_threshold: bool = True
+    scenario: Any, *, small: bool = False, horizon_s: float | None = None, within_threshold: bool = True
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Dotted-key overrides that misbehave, for a scenario with `count` validators: Byzantine
-    validators, lossy links, partitions and crashes that restart, inside [0, horizon_s].
+    """Dotted-key overrides that misbehave: Byzantine validators, lossy links, partitions and
+    crashes that restart.
+
+    `scenario` is what they are drawn for (a bundled name, a path, a dict or a `Scenario`,
+    with `small` as `scenarios.load` takes it): its validator count, and fault times where
+    the run is busy (`compute_fault_windows`: the chain, and the vote after the pause), so
+    that faults fall where the vote happens. A bare int is a validator count, with faults
+    inside [0, `horizon_s`] (3600 s by default). `horizon_s` always wins when given.
 
     With `within_threshold`, fewer than a third of the (equal-power) validators
     are Byzantine, so agreement must hold whatever else is drawn.
     """
+    if isinstance(scenario, int) and not isinstance(scenario, bool):
+        count, windows = scenario, ((0.0, 3600.0 if horizon_s is None else horizon_s),)
+    else:
+        from scenarios.api import load  # drawing for a scenario reads it once, here
+
+        resolved = load(scenario, small=small)
+        count = resolved.validators.count
+        windows = ((0.0, horizon_s),) if horizon_s is not None else compute_fault_windows(resolved)
     max_faulty = (count - 1) // 3 if within_threshold else count
     return st.fixed_dictionaries(
         {
             "validators.byzantine": byzantine_entries(count, max_faulty=max_faulty),
             "network.drop_rate": probabilities(max_value=0.2),
             "network.duplicate_rate": probabilities(max_value=0.2),
-            "network.partitions": partitions(count, horizon_s=horizon_s),
-            "network.crashes": crashes(count, horizon_s=horizon_s),
+            "network.partitions": partitions(count, windows=windows),
+            "network.crashes": crashes(count, windows=windows),
         }
     )
 

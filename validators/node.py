@@ -52,7 +52,8 @@ from validators.keys import ValidatorKey, make_raw_signer
 PriceFeed = Callable[[int], Mapping[int, int]]
 """A validator's own reference feed: height -> {market: price}."""
 PriceReader = Callable[[bytes], Mapping[int, int]]
-"""The oracle prices a state root holds: root -> {market: price}."""
+"""The oracle prices a state root holds: root -> {market: price}; also the funding indices
+a root's exchange holds: root -> {market: index}."""
 
 
 class Mempool(Protocol):
@@ -74,6 +75,11 @@ class NodeView:
     read_prices: PriceReader
     alarm: Alarm | None = None  # its deviation alarm, which watches the first fork only
     alarm_fork_id: int = 0
+    read_funding: PriceReader | None = None
+    expected_funding: Mapping[int, int] | None = None
+    """The funding indices it computes itself: its own chain's at genesis, carried forward by
+    the exchange's accrual rule (in this model no funding accrues between the reporter's
+    posts), so any other index on chain is a deviation its alarm sees."""
     archive: dict[tuple[int, int], tuple[bytes, CommitCertificate]] = field(default_factory=dict)
     """(fork, height) -> (block payload, commit certificate) of every block it committed,
     kept across a rollback (as CometBFT keeps blocks) so it can still serve laggards."""
@@ -101,8 +107,10 @@ class NodeView:
         self.archive[(block.header.fork_id, block.height)] = (payload, certificate)
         self.archived_roots[(block.header.fork_id, block.height)] = block.header.state_root
         if self.alarm is not None and block.header.fork_id == self.alarm_fork_id:
-            self.alarm = on_block_committed(self.alarm, block.height, self.read_prices(block.header.state_root),
-                                            self.feed(block.height))
+            root = block.header.state_root
+            funding = self.read_funding(root) if self.read_funding is not None else None
+            self.alarm = on_block_committed(self.alarm, block.height, self.read_prices(root), self.feed(block.height),
+                                            funding, self.expected_funding)
 
 
 NOT_READY = b"not-ready"

@@ -88,6 +88,25 @@ def test_an_operator_halt_needs_no_deviation_and_a_small_move_raises_no_alarm():
     assert alarm.halt_height == 3 and alarm.first_bad_height == NO_BAD_HEIGHT
 
 
+@pytest.mark.parametrize("expected, onchain, deviates", [
+    ({0: 2000, 1: -60}, {0: 0, 1: -60}, (0,)),  # a reset to 0
+    ({0: 2000, 1: -60}, {0: 2000, 1: 60}, (1,)),  # a sign flip of a negative index
+    ({0: 2000, 1: -60}, {0: 2300, 1: -60}, ()),  # 15 %: under the 20 % threshold
+    ({0: 0, 1: 0}, {0: 0, 1: 1}, (1,)),  # any change of an index that should stay 0
+])
+def test_the_alarm_sees_a_funding_index_the_validator_did_not_compute(expected, onchain, deviates):
+    prices = {0: 100, 1: 50}
+    alarm = on_block_committed(Alarm(deviation_bps=2000, delay_blocks=0), 9, prices, prices, onchain, expected)
+    assert alarm.deviating_funding == deviates and alarm.deviating_markets == ()
+    assert (alarm.first_bad_height, alarm.halt_height) == ((9, 9) if deviates else (NO_BAD_HEIGHT, None))
+
+
+def test_without_funding_to_compare_only_prices_raise_the_alarm():
+    prices = {0: 100}
+    alarm = on_block_committed(Alarm(2000, 0), 3, prices, prices, {0: 0}, None)
+    assert alarm.first_bad_height == NO_BAD_HEIGHT
+
+
 # ---------------------------------------------------------------- views
 
 

@@ -17,11 +17,6 @@ FAULTS = """
 drop_rate = 0.02
 partitions = [{ start_s = 4.0, end_s = 7.0, groups = [[0, 1], [2, 3]] }]
 crashes = [{ node = 3, at_s = 2.0, restart_s = 5.0 }]
-
-[response]
-# A reopening short enough for the small run's heights, so that its audit pays someone.
-cancel_only_s = 1.0
-post_only_s = 3.0
 """
 
 

@@ -24,6 +24,8 @@ duration_blocks = 3
 delay_blocks = 2
 [response]
 pause_s = 60.0
+cancel_only_s = 3.0
+post_only_s = 3.0
 [workload]
 traders = 40
 keepers = 2

@@ -40,6 +40,7 @@ SMALL = {
     "validators": {"byzantine": [{"index": 0, "behaviour": "crash"}]},
     "incident": {"start_height": 10, "duration_blocks": 4},
     "detection": {"delay_blocks": 2},
+    "response": {"cancel_only_s": 3.0, "post_only_s": 3.0},  # trading reopens within the heights
     "workload": {"traders": 60, "keepers": 2, "profit_takers": 4, "trade_probability": 0.05},
 }
 POLL_S = 0.05

@@ -11,7 +11,7 @@ import consensus.strategies
 import scenarios
 import scenarios.strategies
 from scenarios import errors
-from scenarios.strategies import byzantine_entries, fault_overrides, scenario_dicts
+from scenarios.strategies import byzantine_entries, compute_fault_windows, fault_overrides, scenario_dicts
 
 
 @settings(max_examples=6, deadline=None)
@@ -66,6 +66,27 @@ def test_fault_overrides_apply_to_a_scenario_of_that_size(drawn):
     scenario = scenarios.load("paradex-2026", small=True, overrides={"validators.count": count, **faults})
     assert 3 * len(scenario.validators.byzantine) < count
     assert all(p.end_s <= 60.0 for p in scenario.network.partitions)
+
+
+@settings(deadline=None)
+@given(fault_overrides("paradex-2026", small=True))
+def test_faults_drawn_for_a_scenario_fall_where_its_run_is_busy(faults):
+    """Before the halt or in the vote after the six-hour pause, never in the pause itself,
+    where nothing is sent and a fault would test nothing."""
+    small = scenarios.load("paradex-2026", small=True)
+    (chain_start, chain_end), (vote_start, vote_end) = compute_fault_windows(small)
+    assert chain_end < small.response.pause_s < vote_start
+    windows = [(p["start_s"], p["end_s"]) for p in faults["network.partitions"]]
+    windows += [(c["at_s"], c["restart_s"]) for c in faults["network.crashes"]]
+    for start, end in windows:
+        assert chain_start <= start < end <= chain_end or vote_start <= start < end <= vote_end
+
+
+def test_faults_drawn_for_a_scenario_reach_the_vote():
+    starts = find(fault_overrides("paradex-2026", small=True),
+                  lambda f: any(p["start_s"] > 21_600 for p in f["network.partitions"]),
+                  settings=settings(database=None, max_examples=200))
+    assert starts["network.partitions"]
 
 
 @settings(deadline=None)
