@@ -26,6 +26,8 @@ from coincurve import PrivateKey, PublicKey
 from coincurve.utils import DEFAULT_NONCE, ffi
 from eth_hash.auto import keccak
 
+from consensus.proposer import compute_proposer_schedule
+
 PROPOSAL_DOMAIN = b"l2sim/consensus/proposal/v1"
 VOTE_DOMAIN = b"l2sim/consensus/vote/v1"
 PREVOTE: Literal["prevote"] = "prevote"
@@ -362,8 +364,9 @@ class ValidatorSet:
         return sum(self.powers[i] for i in set(indices))
 
     def get_proposer(self, height: int, round: int) -> int:
-        """Proposer of (height, round): CometBFT-style weighted round robin over the slot
-        `height + round`, ties broken by the lower index; deterministic and stateless."""
+        """Proposer of (height, round): CometBFT's weighted round robin (`consensus.proposer`)
+        over the slot `height + round`, ties broken by the lower index; deterministic and
+        stateless."""
         assert height >= 0 and round >= 0
         slot = height + round
         period = self._period
@@ -384,23 +387,15 @@ class ValidatorSet:
         return self.total_power // gcd
 
     def _extend_schedule(self, length: int) -> None:
-        # Smooth weighted round robin: each step every priority grows by its power, the
-        # highest (lowest index on ties) proposes and pays back the total. With powers
-        # divided by their gcd the sequence repeats every `_period` slots.
+        # CometBFT's priority steps (`consensus.proposer`), one per slot. From the zero
+        # genesis priorities of a fixed set the rescale and the centring never act, so
+        # powers divided by their gcd divide every priority by it and change no choice,
+        # and the sequence repeats every `_period` slots.
         schedule = self._schedule
         if len(schedule) >= length:
             return
         gcd = math.gcd(*self.powers)
-        powers = [p // gcd for p in self.powers]
-        total = sum(powers)
-        priorities = [0] * len(powers)
-        del schedule[:]
-        for _ in range(self._period):
-            for i, p in enumerate(powers):
-                priorities[i] += p
-            best = max(range(len(powers)), key=lambda i: (priorities[i], -i))
-            priorities[best] -= total
-            schedule.append(best)
+        schedule[:] = compute_proposer_schedule([p // gcd for p in self.powers], self._period)
 
 
 # --- certificates ----------------------------------------------------------------------
