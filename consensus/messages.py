@@ -34,6 +34,7 @@ PREVOTE: Literal["prevote"] = "prevote"
 PRECOMMIT: Literal["precommit"] = "precommit"
 PROPOSAL_STEP: Literal["proposal"] = "proposal"
 VOTE_STEPS = (PREVOTE, PRECOMMIT)
+HASH_BYTES = 32
 # Above this period the weighted round robin is replaced by a hash-weighted draw,
 # so that proposer selection stays O(1) memory for huge or coprime powers.
 MAX_ROUND_ROBIN_PERIOD = 1 << 16
@@ -301,8 +302,39 @@ def sign_message(private_key: bytes, message: SignedMessage, extra_entropy: byte
     return replace(message, signature=sign_digest(private_key, message.signing_digest(), extra_entropy))
 
 
+def is_well_formed(message: object) -> bool:
+    """True for a Proposal or Vote whose fields have the types and ranges its signing digest
+    and every rule assume (CometBFT's `ValidateBasic`): fork id, height, round and signer
+    are non-negative integers; a proposal names a 32-byte block and a POL round of -1 or
+    more; a vote is a prevote or a precommit, for a 32-byte block or nil (None); the
+    signature is bytes (whether it verifies is `is_signed_by`'s question). Anything else
+    is dropped unread, however it was signed: its digest may not even be computable (RLP
+    has no negative integers)."""
+    if isinstance(message, Proposal):
+        shape = _is_hash(message.block_hash) and _is_int(message.pol_round) and message.pol_round >= -1
+        signer = message.proposer
+    elif isinstance(message, Vote):
+        shape = message.step in VOTE_STEPS and (message.block_hash is None or _is_hash(message.block_hash))
+        signer = message.validator
+    else:
+        return False
+    return (shape and all(_is_int(v) and v >= 0 for v in (message.fork_id, message.height, message.round, signer))
+            and isinstance(message.signature, bytes))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_BYTES
+
+
 def is_signed_by(message: SignedMessage, validator_set: "ValidatorSet") -> bool:
-    """True when the message's signature is valid for the validator it names."""
+    """True when the message is well formed and its signature is valid for the validator
+    it names."""
+    if not is_well_formed(message):
+        return False
     index = message.signer_index
     if not 0 <= index < validator_set.size:
         return False
