@@ -16,8 +16,10 @@ import random
 
 import pytest
 
+from consensus.emergency import EmergencyError, compute_target, make_view, sign_view
 from consensus.proposer import compute_centred_priorities, compute_proposer_step
-from consensus_support import make_validator_set
+from consensus_support import KEY_SEED, get_keys, make_validator_set
+from validators.keys import derive_validator_keys
 
 MAX_INT64 = (1 << 63) - 1
 MIN_INT64 = -(1 << 63)
@@ -165,3 +167,32 @@ def test_stateless_schedule_matches_the_stepped_priorities_for_any_powers():
             step = compute_proposer_step(powers, priorities)
             priorities = step.priorities
             assert validator_set.get_proposer(slot, 0) == validator_set.get_proposer(0, slot) == step.proposer
+
+
+def test_validator_set_verify_commit_light_trusting():
+    """TestValidatorSet_VerifyCommitLightTrusting (types/validation_test.go), carried to the
+    emergency target: CometBFT's light client trusts a commit once signers holding more than
+    1/3 of a set it trusts signed it, for then one of them is honest; l2sim's target trusts a
+    first bad height once views holding more than the faulty power f report it (at or
+    before), for the same reason. The thresholds agree unless the total power is a multiple
+    of 3: there f+1 is exactly a third (a designed difference: f is the largest power below
+    a third, so f+1 still includes an honest validator, and CometBFT's strict "more than
+    1/3" would ask one validator more than safety needs). Six validators, f = 1: all six
+    views give the target; views signed by keys outside the set (CometBFT's set with no
+    overlap) count for nothing; one view alone cannot drag the target back, two (a third)
+    can, where CometBFT would want three."""
+    count = 6
+    validator_set = make_validator_set(count)
+    keys = get_keys(count)
+
+    def views_of(first_bads, signers=keys):
+        return [sign_view(signers[i].private_key, make_view(i, 0, 12, bad, lambda h: bytes([h]) * 32))
+                for i, bad in enumerate(first_bads)]
+
+    assert validator_set.max_faulty_power == 1
+    assert compute_target(views_of([9] * count), validator_set, 0).height == 8
+    strangers = derive_validator_keys(KEY_SEED + 1, count)
+    with pytest.raises(EmergencyError, match="quorum"):
+        compute_target(views_of([9] * count, strangers), validator_set, 0)
+    assert compute_target(views_of([3, 9, 9, 9, 9, 9]), validator_set, 0).height == 8
+    assert compute_target(views_of([3, 5, 9, 9, 9, 9]), validator_set, 0).height == 4

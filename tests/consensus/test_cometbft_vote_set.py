@@ -24,7 +24,6 @@ from consensus.messages import (
     PREVOTE,
     CommitCertificate,
     InsufficientPowerError,
-    Proposal,
     Vote,
     is_signed_by,
     is_well_formed,
@@ -265,14 +264,18 @@ def test_invalid_votes(field, value, height):
 
 def test_invalid_proposals():
     """TestInvalidVotes, for proposals (CometBFT's `Proposal.ValidateBasic`): a POL round
-    below -1, a negative round or no block make a proposal malformed; the engine ignores it
-    at the current height and the next."""
+    below -1, a negative round or no block make a proposal malformed; the engine, which
+    already holds the round's proposal, ignores them at the current height and the next
+    (comparing one with the proposal it holds used to compute its digest, and crash)."""
     node = Node(4)
     node.start(round=1)
-    good = dict(fork_id=FORK, height=HEIGHT, round=1, block_hash=random_hash("block"), pol_round=-1, proposer=1)
+    block = make_block(1, 1)
+    held, payload = node.make_proposal(1, block)
+    node.deliver_proposal(held, payload)
+    node.validate_prevote(1, block[0])
     for field, value in (("pol_round", -2), ("round", -1), ("block_hash", None)):
         for height in (HEIGHT, HEIGHT + 1):
-            proposal = Proposal(**{**good, field: value, "height": height}, signature=b"\x01" * 65)
+            proposal = replace(held, **{field: value, "height": height})
             assert not is_well_formed(proposal)
-            assert node.deliver_proposal(proposal, b"payload") == []
-    assert node.get_own_votes(PREVOTE, 1) == []
+            assert node.deliver_proposal(proposal, payload) == []
+    assert node.engine.evidence == []
