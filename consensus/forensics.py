@@ -32,6 +32,7 @@ from consensus.messages import (
     Vote,
     get_slot,
     is_signed_by,
+    is_well_formed,
 )
 
 EQUIVOCATION = "equivocation"
@@ -80,6 +81,8 @@ def find_culprits(messages: Iterable[SignedMessage], validator_set: ValidatorSet
     `certificates`); messages whose signature does not verify are ignored."""
     distinct: dict[bytes, SignedMessage] = {}
     for message in [*messages, *(v for c in certificates for v in c.votes)]:
+        if not is_well_formed(message):
+            continue  # its digest may not be computable; it could never be evidence
         digest = message.signing_digest()
         if digest not in distinct and is_signed_by(message, validator_set):
             distinct[digest] = message

@@ -26,12 +26,15 @@ from coincurve import PrivateKey, PublicKey
 from coincurve.utils import DEFAULT_NONCE, ffi
 from eth_hash.auto import keccak
 
+from consensus.proposer import compute_proposer_schedule
+
 PROPOSAL_DOMAIN = b"l2sim/consensus/proposal/v1"
 VOTE_DOMAIN = b"l2sim/consensus/vote/v1"
 PREVOTE: Literal["prevote"] = "prevote"
 PRECOMMIT: Literal["precommit"] = "precommit"
 PROPOSAL_STEP: Literal["proposal"] = "proposal"
 VOTE_STEPS = (PREVOTE, PRECOMMIT)
+HASH_BYTES = 32
 # Above this period the weighted round robin is replaced by a hash-weighted draw,
 # so that proposer selection stays O(1) memory for huge or coprime powers.
 MAX_ROUND_ROBIN_PERIOD = 1 << 16
@@ -299,8 +302,39 @@ def sign_message(private_key: bytes, message: SignedMessage, extra_entropy: byte
     return replace(message, signature=sign_digest(private_key, message.signing_digest(), extra_entropy))
 
 
+def is_well_formed(message: object) -> bool:
+    """True for a Proposal or Vote whose fields have the types and ranges its signing digest
+    and every rule assume (CometBFT's `ValidateBasic`): fork id, height, round and signer
+    are non-negative integers; a proposal names a 32-byte block and a POL round of -1 or
+    more; a vote is a prevote or a precommit, for a 32-byte block or nil (None); the
+    signature is bytes (whether it verifies is `is_signed_by`'s question). Anything else
+    is dropped unread, however it was signed: its digest may not even be computable (RLP
+    has no negative integers)."""
+    if isinstance(message, Proposal):
+        shape = _is_hash(message.block_hash) and _is_int(message.pol_round) and message.pol_round >= -1
+        signer = message.proposer
+    elif isinstance(message, Vote):
+        shape = message.step in VOTE_STEPS and (message.block_hash is None or _is_hash(message.block_hash))
+        signer = message.validator
+    else:
+        return False
+    return (shape and all(_is_int(v) and v >= 0 for v in (message.fork_id, message.height, message.round, signer))
+            and isinstance(message.signature, bytes))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_BYTES
+
+
 def is_signed_by(message: SignedMessage, validator_set: "ValidatorSet") -> bool:
-    """True when the message's signature is valid for the validator it names."""
+    """True when the message is well formed and its signature is valid for the validator
+    it names."""
+    if not is_well_formed(message):
+        return False
     index = message.signer_index
     if not 0 <= index < validator_set.size:
         return False
@@ -362,8 +396,9 @@ class ValidatorSet:
         return sum(self.powers[i] for i in set(indices))
 
     def get_proposer(self, height: int, round: int) -> int:
-        """Proposer of (height, round): CometBFT-style weighted round robin over the slot
-        `height + round`, ties broken by the lower index; deterministic and stateless."""
+        """Proposer of (height, round): CometBFT's weighted round robin (`consensus.proposer`)
+        over the slot `height + round`, ties broken by the lower index; deterministic and
+        stateless."""
         assert height >= 0 and round >= 0
         slot = height + round
         period = self._period
@@ -384,23 +419,15 @@ class ValidatorSet:
         return self.total_power // gcd
 
     def _extend_schedule(self, length: int) -> None:
-        # Smooth weighted round robin: each step every priority grows by its power, the
-        # highest (lowest index on ties) proposes and pays back the total. With powers
-        # divided by their gcd the sequence repeats every `_period` slots.
+        # CometBFT's priority steps (`consensus.proposer`), one per slot. From the zero
+        # genesis priorities of a fixed set the rescale and the centring never act, so
+        # powers divided by their gcd divide every priority by it and change no choice,
+        # and the sequence repeats every `_period` slots.
         schedule = self._schedule
         if len(schedule) >= length:
             return
         gcd = math.gcd(*self.powers)
-        powers = [p // gcd for p in self.powers]
-        total = sum(powers)
-        priorities = [0] * len(powers)
-        del schedule[:]
-        for _ in range(self._period):
-            for i, p in enumerate(powers):
-                priorities[i] += p
-            best = max(range(len(powers)), key=lambda i: (priorities[i], -i))
-            priorities[best] -= total
-            schedule.append(best)
+        schedule[:] = compute_proposer_schedule([p // gcd for p in self.powers], self._period)
 
 
 # --- certificates ----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from consensus.messages import (
     ValidatorSet,
     Vote,
     is_signed_by,
+    is_well_formed,
     verify_certificate,
 )
 
@@ -236,6 +237,11 @@ class Engine:
     _requested: set[tuple[int, int]] = field(default_factory=set)
     certificate_window: int = 256  # how many decided heights are kept for catch-up
 
+    def get_tally(self, round: int, step: str) -> VoteTally:
+        """The votes of (round, step) this node counted at its height (empty when none): a
+        read-only view, as CometBFT's `HeightVoteSet.Prevotes(round)` / `Precommits(round)`."""
+        return self._tallies.get((round, step)) or VoteTally()
+
     @property
     def tendermint(self) -> "Engine":
         """The Tendermint engine itself (a wrapper such as the emergency engine returns its inner one)."""
@@ -391,7 +397,7 @@ class Engine:
 
     def _route(self, message: SignedMessage, payload: bytes | None, actions: list[Action]) -> bool:
         """True when the message belongs to the current height; buffers or answers otherwise."""
-        if message.fork_id != self.fork_id or self.height < 0:
+        if not is_well_formed(message) or message.fork_id != self.fork_id or self.height < 0:
             return False
         if message.height > self.height:
             if message.height > self.height + FUTURE_HEIGHTS or not self._is_authentic(message):
