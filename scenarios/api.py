@@ -15,15 +15,18 @@ same report, with the same digest, as `l2sim run --json`.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from scenarios.errors import InvalidValueError, OutOfRangeError, UsedDataDirError, format_value
-from scenarios.loader import format_set_options, load_scenario, load_scenario_table
-from scenarios.output import check_output_file
+from chain.files import get_user_cache_dir
+from scenarios.loader import dump_scenario, format_set_options, load_scenario, load_scenario_table
+from scenarios.output import check_output_file, write_text_atomic
 from scenarios.report_model import Report
 from scenarios.schema import MAX_SEED, Scenario
 
@@ -96,11 +99,30 @@ def run(
         write_events(log.get_ordered(), Path(data_path) / "events.jsonl")
     if events is not None:
         write_events(log.get_ordered(), events)
-    if not report.ok and isinstance(scenario, (str, os.PathLike)):
-        command = format_reproduce(os.fspath(scenario), resolved.seed, small=small,
-                                   set_options=format_set_options(overrides or {}))
+    if not report.ok:
+        if isinstance(scenario, (str, os.PathLike)):
+            command = format_reproduce(os.fspath(scenario), resolved.seed, small=small,
+                                       set_options=format_set_options(overrides or {}))
+        else:  # a dict or a Scenario has no file to name: write the resolved scenario where it can
+            command = format_reproduce(os.fspath(save_replay_file(resolved)), resolved.seed, small=False,
+                                       set_options=())
         report = Report.model_validate({**report.to_dict(), "reproduce": command})
-    return report
+    return report.with_scenario(dump_scenario(resolved))
+
+
+def save_replay_file(resolved: Scenario) -> Path:
+    """The resolved scenario as a TOML file that `l2sim run FILE --seed N` replays: under the
+    user cache (`~/.cache/l2sim/replay`, else the system's temporary folder), named by its
+    content, so one failing scenario is one file however often it fails."""
+    text = dump_scenario(resolved)
+    directory = get_user_cache_dir("replay")
+    if not directory.is_absolute():
+        directory = Path(tempfile.gettempdir()) / "l2sim-replay"
+    path = directory / f"{resolved.name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.toml"
+    if not path.is_file():
+        directory.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, text)
+    return path
 
 
 def format_reproduce(scenario: str, seed: int, *, small: bool, set_options: Sequence[str]) -> str:

@@ -15,9 +15,12 @@ can grow (a new kind of evidence, a new restore detail) without breaking readers
 from __future__ import annotations
 
 import json
+import os
+import shlex
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, model_validator
 
 REPORT_SCHEMA_VERSION = 1
 
@@ -65,6 +68,8 @@ class IncidentSection(_Section):
     liquidations: int = Field(description="Liquidations before the restore (a count).")
     liquidated_accounts: Items[Hex]
     market: str | None = None
+    kind: Literal["price", "funding-reset", "both"] | None = Field(None, description="What the glitch corrupted.")
+    funding_markets: Items[str] = Field((), description="Markets whose funding index the glitch reset.")
 
 
 class SignedMessage(_Section):
@@ -100,6 +105,58 @@ class RejectedPlan(_Section):
     rejected_by: Items[int] = ()
 
 
+class ReturnedEntry(_Section):
+    """What the restore gave back to one account liquidated inside the rolled-back window."""
+
+    account: Hex
+    amount: int = Field(description="restored_equity - halted_equity, in wei.")
+    restored_equity: int = Field(description="Equity after the restore, at the restart price.")
+    halted_equity: int = Field(description="Equity at the halt, at the restart price.")
+
+
+class ReturnedSection(_Section):
+    """What the restore itself gave back (reported, never paid: the rollback did it)."""
+
+    policy: Literal["restore-returned"]
+    accounts: int
+    total: int
+    entries: Items[ReturnedEntry]
+
+
+class ValidatorRoots(RootModel[dict[str, Hex]]):
+    """Validator index (as a string) -> a root; reads like a dict (`roots["0"]`, `.items()`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def __getitem__(self, key: str) -> str:
+        return self.root[key]
+
+    def __iter__(self):  # type: ignore[override]  # iterate keys, as a dict does
+        return iter(self.root)
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.root
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        """The root at `key`, or `default`."""
+        return self.root.get(key, default)
+
+    def keys(self):
+        """Validator indices, as strings."""
+        return self.root.keys()
+
+    def values(self):
+        """The roots."""
+        return self.root.values()
+
+    def items(self):
+        """(validator index, root) pairs."""
+        return self.root.items()
+
+
 class RestoreSection(_Section):
     """What the certificate says to restore, and what each validator restored."""
 
@@ -108,14 +165,15 @@ class RestoreSection(_Section):
     snapshot_state_root: Hex
     expected_state_root: Hex
     certificate: Certificate
-    restored_roots: dict[str, Hex] = Field(description="Validator index (as a string) -> its restored root.")
+    restored_roots: ValidatorRoots = Field(description="Validator index (as a string) -> its restored root.")
     old_fork_id: int | None = None
     new_fork_id: int | None = None
     halt_height: int | None = None
     surgery_accounts: Items[Hex] = ()
     replayed_transactions: Items[Hex] = ()
-    restore_errors: dict[str, str] = Field(default_factory=dict)
+    restore_errors: dict[str, str] = Field(default_factory=dict, description="Validator index -> why its restore failed.")
     rejected_plans: Items[RejectedPlan] = ()
+    returned: ReturnedSection | None = None
 
 
 class Irreversible(_Section):
@@ -137,11 +195,15 @@ class ReconciliationSection(_Section):
 
 
 class CompensationEntry(_Section):
-    """One refund paid in the first block after the restart."""
+    """One payment from the vault, under a named policy (`reason`)."""
 
     account: Hex
-    amount: int
-    reason: str
+    amount: int = Field(description="counterfactual_equity - restored_equity, in wei (only a positive one is paid).")
+    reason: str = Field(description="The policy: halt-drift or reopening-harm.")
+    payer: str | None = Field(None, description="Who pays: the liquidator vault.")
+    counterfactual_equity: int | None = Field(None, description="Equity the account would have had.")
+    restored_equity: int | None = Field(None, description="Equity it had, valued at the same price and moment.")
+    detail: str | None = Field(None, description="The policy's sentence for this account.")
 
 
 class CompensationSection(_Section):
@@ -153,11 +215,19 @@ class CompensationSection(_Section):
 
 
 class Evidence(_Section):
-    """What convicts a validator: two signed messages, or a signed message and what it contradicts."""
+    """What convicts a validator: two messages it signed (kind `equivocation` or `amnesia`), or
+    a halt view it signed against the commit certificate of the header it contradicts (kind
+    `view-contradicts-certified-header`: the view's digest and signature, the root it claims
+    at `height` and the certified root)."""
 
     validator: int
     kind: str | None = None
     messages: Items[SignedMessage] = ()
+    height: int | None = None
+    view_digest: Hex | None = None
+    view_signature: Hex | None = None
+    claimed_root: Hex | None = None
+    certified_root: Hex | None = None
 
 
 class ForensicsSection(_Section):
@@ -210,6 +280,44 @@ class OracleSection(_Section):
     trades_on_stale_prices: int
 
 
+class ReopeningPhase(_Section):
+    """One phase of trading after the restart, from `start_height` up to `end_height` (None: open to the end)."""
+
+    mode: Literal["cancel-only", "post-only", "open"]
+    start_height: int
+    end_height: int | None
+
+
+class ReopeningSection(_Section):
+    """How trading reopened after the restart, and who was liquidated while it was restricted."""
+
+    phases: Items[ReopeningPhase]
+    liquidations: int
+    liquidated_accounts: Items[Hex]
+
+
+class RestartSection(_Section):
+    """The new fork after the restart: where it starts, and who was liquidated on it."""
+
+    fork_id: int
+    start_height: int
+    liquidations: int
+    liquidated_accounts: Items[Hex]
+
+
+class SeriesPoint(_Section):
+    """What the market showed at one committed height of one fork (per market, by name)."""
+
+    fork: int
+    height: int
+    onchain: dict[str, int] = Field(description="Market -> the oracle's price on chain (1e18 per USD).")
+    reference: dict[str, int] = Field(description="Market -> the true price outside (1e18 per USD).")
+    liquidations: int
+    open_interest: dict[str, Annotated[tuple[int, int], Field(strict=False)]] = Field(
+        description="Market -> [long, short] open interest (base units * 1e18).")
+    vault: int
+
+
 class Report(_Section):
     """The report of one run: `l2sim run --json` as a typed, frozen value."""
 
@@ -228,8 +336,33 @@ class Report(_Section):
     metrics: Metrics
     description: str | None = None
     oracle: OracleSection | None = None
+    reopening: ReopeningSection | None = None
+    restart: RestartSection | None = None
+    series: Items[SeriesPoint] = ()
     timeline: Items[TimelineEntry] = ()
-    reproduce: str | None = Field(None, description="The command that replays a failed run.")
+    reproduce: str | None = Field(None, description="The command that replays a failed run (for a scenario given as "
+                                  "a dict or a Scenario, from the file scenarios.run wrote it to).")
+
+    _scenario_toml: str | None = PrivateAttr(None)
+
+    def with_scenario(self, toml_text: str) -> "Report":
+        """This report, knowing the resolved scenario it ran (as `scenarios.run` returns it)."""
+        copy = self.model_copy()
+        copy._scenario_toml = toml_text
+        return copy
+
+    def scenario_toml(self) -> str:
+        """The resolved scenario this report ran, as TOML (what `l2sim show` prints); only for a
+        report `scenarios.run` returned: a report read back from JSON does not hold it."""
+        if self._scenario_toml is None:
+            raise ValueError("this report was read from JSON, not returned by scenarios.run: it holds no scenario")
+        return self._scenario_toml
+
+    def save_scenario(self, path: str | os.PathLike[str]) -> str:
+        """Write the resolved scenario to `path` as TOML; returns the `l2sim run` command that
+        replays this run from it (the same digest)."""
+        Path(path).write_text(self.scenario_toml(), encoding="utf-8")
+        return shlex.join(["l2sim", "run", os.fspath(path), "--seed", str(self.seed)])
 
     @property
     def ok(self) -> bool:

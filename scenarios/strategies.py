@@ -19,6 +19,9 @@ the public API takes:
 
 - `byzantine_entries`, `partitions`, `crashes`, `toml_values`: the parts.
 
+Importing this module registers the Hypothesis profile `l2sim` (20 examples, no deadline:
+`settings.load_profile("l2sim")`) and imports py-evm (see below).
+
 (`consensus.strategies.fault_schedules` draws schedules for the bare consensus
 simulation, a different shape; the names differ so that imports cannot mix them up.)
 """
@@ -27,11 +30,24 @@ import datetime
 from typing import Any
 
 try:
+    from hypothesis import HealthCheck, settings
     from hypothesis import strategies as st
 except ModuleNotFoundError as e:  # pragma: no cover - depends on the environment
     raise ModuleNotFoundError(
         "scenarios.strategies needs hypothesis: pip install 'l2sim[test]'", name="hypothesis"
     ) from e
+
+# py-evm raises the interpreter's recursion limit when it is first imported (eth/__init__.py:
+# sys.setrecursionlimit(100000), for deep EVM call stacks). First imported inside a test, as
+# `scenarios.run` would, that makes Hypothesis warn on every property ("The recursion limit
+# will not be reset, since it was changed during test execution"). Whoever draws scenarios
+# is about to run them, so py-evm is imported here, once, before any test starts.
+import eth  # noqa: E402,F401
+
+# A profile for properties that run whole scenarios: `settings.load_profile("l2sim")`.
+# Every example is a run of a second or more: no deadline (a run's time is not the
+# property), few examples, and too_slow suppressed because slow draws are not the cost here.
+settings.register_profile("l2sim", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 from scenarios.schema import (
     BEHAVIOURS,
@@ -75,12 +91,25 @@ Windows = tuple[tuple[float, float], ...]
 """Spans of virtual seconds since genesis, [start, end] each, in which faults are drawn."""
 
 
+TIME_STEP_S = 0.1  # fault times are whole tenths of a second: integers shrink in a few dozen steps, floats in hundreds
+
+
 def _window_times(draw: st.DrawFn, windows: Windows) -> tuple[float, float]:
-    """A (start, end) pair inside one of `windows`: the first window is where it shrinks to."""
+    """A (start, end) pair inside one of `windows`, on a 0.1 s grid: it shrinks toward the
+    first window, its start toward the window's start, and its length toward one step."""
     low, high = windows[draw(st.integers(0, len(windows) - 1))]
-    start = draw(st.floats(low, low + (high - low) * 0.9, allow_nan=False))
-    end = draw(st.floats(start + (high - low) * 0.01, high, allow_nan=False))
-    return start, end
+    steps = max(1, int((high - low) / TIME_STEP_S))
+    start = draw(st.integers(0, steps - 1))
+    length = draw(st.integers(1, steps - start))
+    return round(low + start * TIME_STEP_S, 1), round(low + (start + length) * TIME_STEP_S, 1)
+
+
+RATES = (0.0, 0.01, 0.05, 0.2)  # a few rates, so that a rate that does not matter shrinks to 0 in a step or two
+
+
+def rates(*, max_value: float = 0.2) -> st.SearchStrategy[float]:
+    """A link's loss or duplication rate: 0 or a few values up to `max_value` (0 first)."""
+    return st.sampled_from([r for r in RATES if r <= max_value] or [0.0])
 
 
 @st.composite
@@ -128,6 +157,54 @@ def compute_fault_windows(scenario) -> Windows:
     return ((0.0, halt_s), (vote_s - 1.0, vote_s + after_s))
 
 
+MAX_FAULTS = 6  # faults drawn for one run at most, of any kind
+
+
+@st.composite
+def _one_lossy_link(draw: st.DrawFn) -> tuple[str, Any]:
+    return draw(st.sampled_from(("network.drop_rate", "network.duplicate_rate"))), draw(st.sampled_from(RATES[1:]))
+
+
+@st.composite
+def _one_crash(draw: st.DrawFn, count: int, windows: Windows) -> tuple[str, Any]:
+    node = draw(st.integers(0, count - 1))
+    at_s, restart_s = _window_times(draw, windows)
+    return "network.crashes", {"node": node, "at_s": at_s, "restart_s": restart_s}
+
+
+@st.composite
+def _one_partition(draw: st.DrawFn, count: int, windows: Windows) -> tuple[str, Any]:
+    start_s, end_s = _window_times(draw, windows)
+    mask = draw(st.integers(1, 2**count - 2))  # who is on the first side; shrinks toward [0] alone
+    side = [i for i in range(count) if mask >> i & 1]
+    return "network.partitions", {"start_s": start_s, "end_s": end_s,
+                                  "groups": [side, [i for i in range(count) if i not in side]]}
+
+
+@st.composite
+def _one_byzantine(draw: st.DrawFn, count: int) -> tuple[str, Any]:
+    return "validators.byzantine", {"index": draw(st.integers(0, count - 1)),
+                                    "behaviour": draw(st.sampled_from(BEHAVIOURS))}
+
+
+def compute_fault_overrides(faults: list[tuple[str, Any]], max_faulty: int) -> dict[str, Any]:
+    """Dotted-key overrides from a list of faults, each (key, value): rates set (the last
+    wins), crashes and partitions listed, Byzantine entries listed once per validator and at
+    most `max_faulty` of them (later ones are dropped)."""
+    overrides: dict[str, Any] = {"validators.byzantine": [], "network.drop_rate": 0.0, "network.duplicate_rate": 0.0,
+                                 "network.partitions": [], "network.crashes": []}
+    for key, value in faults:
+        if key == "validators.byzantine":
+            taken = {entry["index"] for entry in overrides[key]}
+            if value["index"] not in taken and len(taken) < max_faulty:
+                overrides[key].append(value)
+        elif isinstance(overrides[key], list):
+            overrides[key].append(value)
+        else:
+            overrides[key] = value
+    return overrides
+
+
 def fault_overrides(
     scenario: Any, *, small: bool = False, horizon_s: float | None = None, within_threshold: bool = True
 ) -> st.SearchStrategy[dict[str, Any]]:
@@ -142,6 +219,12 @@ def fault_overrides(
 
     With `within_threshold`, fewer than a third of the (equal-power) validators
     are Byzantine, so agreement must hold whatever else is drawn.
+
+    Drawn to shrink fast, because every example a failing property tries is a whole run: one
+    list of up to `MAX_FAULTS` faults (Hypothesis deletes what the failure does not need, one
+    fault at a time), each a lossy link, a crash, a partition or a Byzantine validator, in
+    that order of preference (a fault shrinks toward the kinds before it), at times on a
+    0.1 s grid that shrink toward the start of the first window, and rates from a short list.
     """
     if isinstance(scenario, int) and not isinstance(scenario, bool):
         count, windows = scenario, ((0.0, 3600.0 if horizon_s is None else horizon_s),)
@@ -152,15 +235,12 @@ def fault_overrides(
         count = resolved.validators.count
         windows = ((0.0, horizon_s),) if horizon_s is not None else compute_fault_windows(resolved)
     max_faulty = (count - 1) // 3 if within_threshold else count
-    return st.fixed_dictionaries(
-        {
-            "validators.byzantine": byzantine_entries(count, max_faulty=max_faulty),
-            "network.drop_rate": probabilities(max_value=0.2),
-            "network.duplicate_rate": probabilities(max_value=0.2),
-            "network.partitions": partitions(count, windows=windows),
-            "network.crashes": crashes(count, windows=windows),
-        }
-    )
+    kinds = [_one_lossy_link(), _one_crash(count, windows)]
+    if count > 1:
+        kinds.append(_one_partition(count, windows))
+    byzantine = st.lists(_one_byzantine(count), max_size=max_faulty)
+    return st.tuples(byzantine, st.lists(st.one_of(kinds), max_size=MAX_FAULTS)).map(
+        lambda drawn: compute_fault_overrides(drawn[0] + drawn[1], max_faulty))
 
 
 def scenario_dicts(

@@ -3,6 +3,7 @@ ones do not load, fault overrides fit the API, and no two layers share a strateg
 
 import inspect
 
+import pytest
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
@@ -106,3 +107,36 @@ def test_strategy_names_do_not_collide_across_layers():
                 continue
             assert name not in seen, f"{name} is in both {seen[name]} and {module.__name__}"
             seen[name] = module.__name__
+
+
+SHRINK_BUDGET = 60  # whole small runs: at the second a warm small run takes, a minute
+
+
+def test_a_planted_failure_shrinks_to_its_cause_within_a_minutes_worth_of_runs():
+    """Plant a failure that needs one crash of validator 1 during the vote: Hypothesis must
+    find its minimal form (that crash alone, at the vote's first tenth of a second) in at
+    most SHRINK_BUDGET examples after the first failing one, because each is a whole run."""
+    tried = []
+
+    def planted(faults):
+        return any(c["node"] == 1 and c["at_s"] > 21_600 for c in faults["network.crashes"])
+
+    @settings(database=None, max_examples=200, derandomize=True, deadline=None)
+    @given(fault_overrides("paradex-2026", small=True))
+    def prop(faults):
+        tried.append(faults)
+        assert not planted(faults)
+
+    with pytest.raises(AssertionError):
+        prop()
+    first = next(i for i, faults in enumerate(tried) if planted(faults))
+    assert len(tried) - first - 1 <= SHRINK_BUDGET
+    (vote_start, _), = compute_fault_windows(scenarios.load("paradex-2026", small=True))[1:]
+    assert tried[-1] == {"validators.byzantine": [], "network.drop_rate": 0.0, "network.duplicate_rate": 0.0,
+                         "network.partitions": [],
+                         "network.crashes": [{"node": 1, "at_s": vote_start, "restart_s": round(vote_start + 0.1, 1)}]}
+
+
+def test_the_l2sim_profile_is_registered_for_whole_runs():
+    profile = settings.get_profile("l2sim")
+    assert profile.deadline is None and profile.max_examples <= 50
