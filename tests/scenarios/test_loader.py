@@ -1,5 +1,4 @@
 """Loading scenarios: bundled names and paths, `extends`, one-line errors, and the TOML round trip."""
-
 import textwrap
 
 import pytest
@@ -138,7 +137,13 @@ def test_paradex_is_the_documented_incident():
 def test_each_variant_changes_what_its_name_says(name, check):
     scenario = load_scenario(name)
     assert check(scenario)
-    assert scenario.incident == load_scenario("paradex-2026").incident
+    incident = load_scenario("paradex-2026").incident
+    if name == "replay-after-rollback":
+        # A funding reset would taint every account with a position and leave nothing to
+        # replay, so this variant keeps the glitch to the one price; all else is the same.
+        assert scenario.incident.kind == "price"
+        incident = incident.model_copy(update={"kind": "price"})
+    assert scenario.incident == incident
 
 
 # ----------------------------------------------------------------------------- extends
