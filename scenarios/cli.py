@@ -107,6 +107,8 @@ _SET_OPTION = click.option(
     "--set", "set_options", multiple=True, metavar="KEY=VALUE",
     help="Override a key of the scenario file (dotted, e.g. detection.delay_blocks=2; value in TOML). Repeatable.",
 )
+_WEI_OPTION = click.option("--wei", is_flag=True, help="Amounts in the summary in wei, as the JSON report has them "
+                                                      "(default: dollars).")
 _SMALL_OPTION = click.option(
     "--small", is_flag=True, help="Scaled down: the same faults and response, fewer accounts and heights."
 )
@@ -156,12 +158,15 @@ def schema_command(of_report: bool) -> None:
 @click.option("--events", "events_path", metavar="PATH", default=None, help="Write the event log here (JSON Lines).")
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--narrate", is_flag=True, help="Tell the story in the terminal as it happens.")
-@click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
+@click.option("--step", is_flag=True,
+              help="Narrate step by step (on a terminal): Enter for the next caption, p for the next phase, "
+                   "c to run to the end.")
+@_WEI_OPTION
 @_SET_OPTION
 @_SMALL_OPTION
 def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, force: bool,
                 quiet: bool, events_path: str | None, html_path: str | None, narrate: bool, step: bool,
-                set_options: tuple[str, ...], small: bool) -> None:
+                wei: bool, set_options: tuple[str, ...], small: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
     resolved = load_with_options(scenario, set_options, small)
     if seed is not None:
@@ -183,7 +188,7 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
     narrate = narrate or step  # --step is a way of narrating
     # Only the teaching options given are passed on (the runner's defaults stand for the rest).
     teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
-                                                ("narrate", narrate), ("step", step)) if value}
+                                                ("narrate", narrate), ("step", step), ("wei", wei)) if value}
     try:
         is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce,
                              **teaching)
@@ -226,7 +231,8 @@ def inspect_command(data_dir: str, height: int, account: str | None, validator: 
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
-def report_command(data_dir: str, html_path: str | None, json_path: str | None) -> None:
+@_WEI_OPTION
+def report_command(data_dir: str, html_path: str | None, json_path: str | None, wei: bool) -> None:
     """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
     from scenarios.html import load_saved_run, write_html
     from scenarios.output import write_text_atomic
@@ -246,7 +252,7 @@ def report_command(data_dir: str, html_path: str | None, json_path: str | None) 
 
         from scenarios.report import render_summary
 
-        render_summary(report, Console())
+        render_summary(report, Console(), wei=wei)
 
 
 @main.command("explain")

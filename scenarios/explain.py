@@ -127,6 +127,9 @@ TERMS: dict[str, str] = {
     "digest": (
         "A hash of the whole report (without wall-clock time). Same scenario and seed, same digest, "
         "on any machine: the run is reproducible."),
+    "wei": (
+        "The smallest unit of the chain's token: 10^18 wei make one dollar here. The JSON report keeps "
+        "every amount in wei (exact integers); the terminal shows dollars, and wei with --wei."),
     "seed": "The one number every random choice of the run comes from. Rerun with it to see the same run.",
     "partition": "A window of time in which the network is split into groups that cannot reach each other.",
     "crash": "A validator stops; it keeps its chain and vote journal and may restart later.",
