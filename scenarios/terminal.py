@@ -20,11 +20,6 @@ _WEI_AMOUNT = re.compile(r"\b(\d+) wei\b|\b(\d{10,})\b")
 STATUS_MARKUP = {"held": "[green]held[/green]", "exempt": "[yellow]exempt[/yellow]",
                  "failed": "[red]FAILED[/red]", "not_reached": "[red]not reached[/red]"}
 
-# The headings and line openings the summary prints; each is a term `l2sim explain` knows.
-HEADINGS = ("timeline", "incident", "restore", "rollback certificate", "reconciliation", "compensation",
-            "reopening", "restore-returned", "forensics", "checks", "stale feeds", "digest", "seed")
-
-
 def format_duration(seconds: float, *, precise: bool = True) -> str:
     """`12.9 s`, `4 min 05.0 s`, `6 h 00 min 12.9 s` (`6 h 00 min` when not `precise`)."""
     if seconds < 60:
