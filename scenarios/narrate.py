@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Callable
 
 from consensus.emergency import PLAN_FORK_BASE
+from scenarios.units import format_clock, format_duration, format_usd
 
-USD = 10**18
 DEVIATION_NOTE_BPS = 500  # a price reading gets a caption when on-chain and reference differ this much
 QUIET_GAP_S = 60.0  # a longer stretch of virtual time without events (the halt) is said in words
 MAX_LISTED = 5  # compensation payments captioned one by one; the rest are counted
@@ -40,11 +40,6 @@ STEP_HELP = "(Enter: next caption, p: next phase, c: run to the end)"
 def shorten(value: str | None, length: int = 10) -> str:
     """The first `length` hex digits of a 0x-hex value and an ellipsis ('-' for None)."""
     return "-" if value is None else value[: length + 2] + "…"
-
-
-def format_usd(wei: int) -> str:
-    """An amount in wei (1e18 per USD) as dollars."""
-    return f"${wei / USD:,.2f}"
 
 
 NIL_REASONS = {
@@ -155,8 +150,8 @@ class Narrator:
         if self.liquidations and (event["kind"] != "liquidation" or event["height"] != self.liquidations[0]["height"]):
             self._say_liquidations()
         if self.last_t_s is not None and event["t_s"] - self.last_t_s > QUIET_GAP_S:
-            self.write(f"... {event['t_s'] - self.last_t_s:,.0f} virtual seconds pass with the chain halted "
-                       f"(heights stand still, time does not)")
+            self.write(f"... {format_duration(event['t_s'] - self.last_t_s, precise=False)} of virtual time pass "
+                       f"with the chain halted (heights stand still, time does not)")
         self.last_t_s = max(event["t_s"], self.last_t_s or 0.0)
         while self.scheduled and self.scheduled[0]["t_s"] <= event["t_s"]:
             self._say(self.scheduled.pop(0))
@@ -173,7 +168,14 @@ class Narrator:
         self.scheduled = []
 
     def get_phase(self, event: dict) -> str:
-        """The chapter `event` belongs to (the phase so far when it starts none)."""
+        """The chapter `event` belongs to: chapters only move forward (a late plan-vote decision
+        told after another validator's restore stays in the restore's chapter)."""
+        phase = self._get_event_phase(event)
+        order = list(PHASE_TITLES)
+        rank = lambda p: order.index(p) if p in order else len(order)  # noqa: E731  (reopening modes last)
+        return phase if rank(phase) >= rank(self.phase) else self.phase
+
+    def _get_event_phase(self, event: dict) -> str:
         kind, fork = event["kind"], event["fork"]
         if kind in ("alarm", "halt") and self.phase == "chain":
             return "halt"
@@ -242,7 +244,7 @@ class Narrator:
             self.phase, self.skip_to_phase = phase, False
             self.write(f"== {PHASE_TITLES.get(phase, 'reopening: ' + phase)} ==")
         height = "-" if event["height"] is None else str(event["height"])
-        self.write(f"[{event['t_s']:>9.1f} s  h {height:>3}]  {text or caption_for(event)}")
+        self.write(f"[{format_clock(event['t_s'])}  h {height:>3}]  {text or caption_for(event)}")
         self.told += 1
         if self.wait is not None and not self.run_to_end and not self.skip_to_phase:
             self.on_answer(self.wait())

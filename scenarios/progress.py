@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from scenarios.terminal import format_duration
+from scenarios.units import format_duration
 
 PHASE_NAMES = {
     "genesis": "genesis: contracts deployed and accounts funded",

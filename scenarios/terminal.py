@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from scenarios.narrate import format_usd
+from scenarios.units import count, format_duration, format_usd  # noqa: F401  (re-exported)
 
 # A check detail names amounts as bare integers in wei; nothing else it counts (heights,
 # accounts, transactions, power) comes near ten digits.
@@ -19,19 +19,6 @@ _WEI_AMOUNT = re.compile(r"\b(\d+) wei\b|\b(\d{10,})\b")
 
 STATUS_MARKUP = {"held": "[green]held[/green]", "exempt": "[yellow]exempt[/yellow]",
                  "failed": "[red]FAILED[/red]", "not_reached": "[red]not reached[/red]"}
-
-def format_duration(seconds: float, *, precise: bool = True) -> str:
-    """`12.9 s`, `4 min 05.0 s`, `6 h 00 min 12.9 s` (`6 h 00 min` when not `precise`)."""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(seconds, 60)
-    hours, minutes = divmod(int(minutes), 60)
-    if not precise:
-        return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02.0f} s"
-    if hours:
-        return f"{hours} h {minutes:02d} min {rest:04.1f} s"
-    return f"{minutes} min {rest:04.1f} s"
-
 
 def format_amount(wei: int, *, wei_units: bool = False) -> str:
     """An amount as dollars (1e18 wei per USD), or as `N wei` on request."""
@@ -43,11 +30,6 @@ def format_detail(detail: str, *, wei_units: bool = False) -> str:
     if wei_units:
         return detail
     return _WEI_AMOUNT.sub(lambda m: format_usd(int(m.group(1) or m.group(2))), detail)
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """`1 liquidation`, `3 liquidations`, `0 accounts`."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def order_checks(checks: dict[str, dict]) -> list[tuple[str, dict]]:

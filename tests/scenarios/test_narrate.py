@@ -45,8 +45,8 @@ def test_partitions_known_in_advance_are_told_when_they_happen():
     end = {"kind": "partition_end", "t_s": 7.0, "fork": 0, "height": None, "groups": [[0, 1], [2, 3]]}
     lines, _ = narrate([start, end, vote(3.0, 1, None, "no_polka", step="precommit"),
                         vote(5.0, 1, None, "no_proposal"), vote(9.0, 1, None, "no_proposal")])
-    told = [re.search(r"\[\s*([\d.]+) s", line).group(1) for line in lines]
-    assert told == ["3.0", "4.0", "5.0", "7.0", "9.0"]
+    told = [re.search(r"\[\s*(\d+:\d\d:[\d.]+) ", line).group(1) for line in lines]
+    assert told == ["0:00:03.0", "0:00:04.0", "0:00:05.0", "0:00:07.0", "0:00:09.0"]
     assert "splits into 0,1 | 2,3" in lines[1] and "heals" in lines[3]
 
 
@@ -57,7 +57,7 @@ def test_liquidations_are_counted_per_height_and_the_pause_is_said():
             "first_bad_height": 45}
     lines, _ = narrate([*liquidations, view])
     assert lines[0].endswith("4 positions liquidated at height 46 (3 on BTC-USD, 1 on ETH-USD)")
-    assert lines[1].startswith("... 21,600 virtual seconds pass with the chain halted")
+    assert lines[1].startswith("... 6 h 00 min of virtual time pass with the chain halted")
 
 
 def test_narrated_run_tells_the_story_in_order(tmp_path):
@@ -78,7 +78,9 @@ def test_narrated_run_tells_the_story_in_order(tmp_path):
                    "proposes restore plan", "rollback certificate", "applies the plan", "restarts at height",
                    "is refunded", "positions liquidated", "p: next phase"):
         assert needle in out, needle
-    times = [float(t) for t in re.findall(r"^\[\s*([\d.]+) s", out, flags=re.M)]
+    times = [int(h) * 3600 + int(m) * 60 + float(sec)
+             for h, m, sec in re.findall(r"^\[\s*(\d+):(\d\d):([\d.]+) ", out, flags=re.M)]
+    assert max(times) > 6 * 3600  # the six-hour pause is on the clock
     assert times == sorted(times) and len(times) > 40
     # the reopening is narrated: each phase change, in order, with what it means
     report = json.loads((tmp_path / "r.json").read_text())
@@ -118,3 +120,19 @@ def test_step_answers_skip_to_the_next_phase_or_to_the_end():
     assert [line for line in lines if line.startswith("==")] == [
         "== the glitch, the alarm and the halt ==", "== the emergency: signed views, the plan vote and its certificate =="]
     assert len([line for line in lines if line.startswith("[")]) == 7
+
+
+def test_chapters_only_move_forward():
+    # validators restore as soon as they hold the certificate: a later plan decision is told
+    # inside the restore's chapter, not as a second emergency
+    from consensus.emergency import PLAN_FORK_BASE
+
+    decide = {"kind": "decide", "t_s": 5.0, "fork": PLAN_FORK_BASE + 1, "height": 0, "validator": 0, "round": 0,
+              "signers": [0, 1, 2]}
+    restore = {"kind": "restore", "t_s": 5.1, "fork": 0, "height": 9, "validator": 0, "ok": True, "state_root": "0x" + "ab" * 32}
+    lines = []
+    narrator = Narrator(lines.append)
+    for event in [decide, restore, dict(decide, validator=1, t_s=5.2), dict(restore, validator=1, t_s=5.3)]:
+        narrator.on_event(event)
+    assert [line for line in lines if line.startswith("==")] == [
+        "== the emergency: signed views, the plan vote and its certificate ==", "== the restore =="]

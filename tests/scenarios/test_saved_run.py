@@ -7,7 +7,6 @@ from click.testing import CliRunner
 
 from scenarios.cli import main
 from scenarios.saved_run import format_diff
-from teaching_support import l2sim
 
 
 def cli(*args, env=None):
@@ -18,16 +17,16 @@ def cli(*args, env=None):
 def test_votes_carry_the_certificates_signatures(saved):
     report = json.loads((saved / "data" / "report.json").read_text())
     cert = report["restore"]["certificate"]
-    result = l2sim("votes", str(saved / "data"), "--height", str(cert["height"]), "--fork", str(cert["fork_id"]),
-                   "--json")
-    assert result.returncode == 0, result.stderr
+    result = cli("votes", str(saved / "data"), "--height", str(cert["height"]), "--fork", str(cert["fork_id"]),
+                 "--json")
+    assert result.exit_code == 0, result.stderr
     votes = json.loads(result.stdout)
     signed = {(v["validator"], v["step"], v["value"], v["signature"]) for v in votes}
     for vote in cert["votes"]:
         assert (vote["validator"], "precommit", vote["block_hash"], vote["signature"]) in signed
     assert {v["step"] for v in votes} == {"proposal", "prevote", "precommit"}
-    plan = json.loads(l2sim("votes", str(saved / "data"), "--plan", "--fork", str(report["restore"]["new_fork_id"]),
-                            "--json").stdout)
+    plan = json.loads(cli("votes", str(saved / "data"), "--plan", "--fork", str(report["restore"]["new_fork_id"]),
+                          "--json").stdout)
     assert plan == votes  # the plan vote asked for by the fork it starts, not by its internal encoding
     assert {v["vote"] for v in votes} == {f"plan vote, fork {report['restore']['new_fork_id']}"}
 
