@@ -184,6 +184,13 @@ def _format_timeline_detail(detail: str) -> str:
                         if float(m.group(1)) >= 60 else m.group(0), detail)
 
 
+EVIDENCE_WORDS = {
+    "equivocation": "two messages signed for one slot",
+    "amnesia": "a prevote against its own earlier precommit, with no polka between",
+    "view-contradicts-certified-header": "a signed halt view against a header with a commit certificate",
+}
+
+
 def _evidence_kinds(report: dict) -> str:
     kinds = sorted({e["kind"] for e in report["forensics"]["evidence"]})
-    return ", ".join(kinds) if kinds else "signed messages"
+    return "; ".join(EVIDENCE_WORDS.get(k, k) for k in kinds) if kinds else "signed messages"

@@ -102,3 +102,10 @@ def test_the_incident_says_what_was_corrupted():
                                       "SOL-USD reset to 0"
     assert describe_incident({"market": "SOL-USD", "kind": "price", "funding_markets": []}) == \
         "SOL-USD's oracle price corrupted"
+
+
+def test_forensics_says_what_convicted_each_culprit(report):
+    lying = copy.deepcopy(report)
+    lying["forensics"] = {"culprits": [1], "evidence": [{"validator": 1, "kind": "view-contradicts-certified-header"}]}
+    assert "convicted by what they signed (a signed halt view against a header with a commit certificate)" \
+        in render(lying)
