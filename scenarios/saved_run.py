@@ -81,6 +81,8 @@ def format_votes(votes: list[dict], *, width: int, full: bool = False) -> list[s
     values and signatures shortened unless `full`."""
     import textwrap
 
+    from scenarios.units import format_clock
+
     def short(value: str | None) -> str:
         if value is None:
             return "nil"
@@ -93,7 +95,7 @@ def format_votes(votes: list[dict], *, width: int, full: bool = False) -> list[s
             group = label
             lines.append(f"{label}:")
         why = f" ({v['reason']})" if v.get("reason") else ""
-        text = (f"{v['t_s']:.3f} s  round {v['round']}  validator {v['validator']}  {v['step']:<9}  "
+        text = (f"{format_clock(v['t_s'], 3)}  round {v['round']}  validator {v['validator']}  {v['step']:<9}  "
                 f"{short(v['value'])}{why}  sig {short(v['signature'])}")
         lines += textwrap.wrap(text, width=max(width, 40), initial_indent="  ", subsequent_indent="      ",
                                break_long_words=True)

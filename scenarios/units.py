@@ -24,11 +24,11 @@ def format_duration(seconds: float, *, precise: bool = True) -> str:
     return f"{minutes} min {rest:04.1f} s"
 
 
-def format_clock(t_s: float) -> str:
+def format_clock(t_s: float, decimals: int = 1) -> str:
     """Virtual time since genesis as a clock, `6:00:15.1` (hours:minutes:seconds)."""
-    minutes, seconds = divmod(t_s, 60)
+    minutes, seconds = divmod(round(t_s, decimals), 60)
     hours, minutes = divmod(int(minutes), 60)
-    return f"{hours:>2}:{minutes:02d}:{seconds:04.1f}"
+    return f"{hours:>2}:{minutes:02d}:{seconds:0{3 + decimals}.{decimals}f}"
 
 
 def count(n: int, noun: str, plural: str | None = None) -> str:

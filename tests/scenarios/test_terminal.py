@@ -109,3 +109,10 @@ def test_forensics_says_what_convicted_each_culprit(report):
     lying["forensics"] = {"culprits": [1], "evidence": [{"validator": 1, "kind": "view-contradicts-certified-header"}]}
     assert "convicted by what they signed (a signed halt view against a header with a commit certificate)" \
         in render(lying)
+
+
+def test_the_clock_reads_hours_and_never_shows_sixty_seconds():
+    from scenarios.units import format_clock
+
+    assert format_clock(21656.857, 3) == " 6:00:56.857"
+    assert format_clock(59.96) == " 0:01:00.0" and format_clock(2.35) == " 0:00:02.4"
