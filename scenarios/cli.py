@@ -213,9 +213,10 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
               help="Read this validator's chain (default: the furthest honest one).")
 @click.option("--fork", type=click.IntRange(min=0), default=None,
               help="Read the chain of this fork (an older one keeps its rolled-back heights).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_WEI_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text (amounts in wei).")
 def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, fork: int | None,
-                    as_json: bool) -> None:
+                    wei: bool, as_json: bool) -> None:
     """Historical state at --height of a run saved with `l2sim run --data-dir DIR` (read-only)."""
     from scenarios.inspect import inspect_run  # loads the chain; only `inspect` needs it
 
@@ -223,8 +224,10 @@ def inspect_command(data_dir: str, height: int, account: str | None, validator: 
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True))
     else:
-        for key, value in state.items():
-            click.echo(f"{key}: {value}")
+        from scenarios.terminal import format_state
+
+        for line in format_state(state, wei=wei):
+            click.echo(line)
 
 
 @main.command("report")

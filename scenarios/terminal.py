@@ -189,3 +189,20 @@ EVIDENCE_WORDS = {
 def _evidence_kinds(report: dict) -> str:
     kinds = sorted({e["kind"] for e in report["forensics"]["evidence"]})
     return "; ".join(EVIDENCE_WORDS.get(k, k) for k in kinds) if kinds else "signed messages"
+
+
+AMOUNT_KEYS = ("balance", "collateral", "equity", "margin_requirement", "free_collateral")
+
+
+def format_state(state: dict, *, wei: bool = False) -> list[str]:
+    """`l2sim inspect`'s answer as `key: value` lines, amounts in dollars (in wei with `wei`)
+    and positions as sizes and entry prices."""
+    lines = []
+    for key, value in state.items():
+        if key in AMOUNT_KEYS and isinstance(value, int):
+            value = format_amount(value, wei_units=wei)
+        elif key == "positions" and isinstance(value, dict):
+            value = ", ".join(f"{market} {p['size'] / 10**18:g} at {format_amount(p['entry_price'], wei_units=wei)}"
+                              for market, p in value.items()) or "none"
+        lines.append(f"{key}: {value}")
+    return lines

@@ -116,3 +116,13 @@ def test_the_clock_reads_hours_and_never_shows_sixty_seconds():
 
     assert format_clock(21656.857, 3) == " 6:00:56.857"
     assert format_clock(59.96) == " 0:01:00.0" and format_clock(2.35) == " 0:00:02.4"
+
+
+def test_inspect_text_is_in_dollars_and_wei_on_request(saved, report):
+    account = report["incident"]["liquidated_accounts"][0]
+    args = ["inspect", str(saved / "data"), "--height", str(report["restore"]["target_height"]), "--fork", "0",
+            "--account", account]
+    state = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    text = CliRunner().invoke(main, args).stdout
+    assert f"collateral: ${state['collateral'] / 10**18:,.2f}" in text and str(state["collateral"]) not in text
+    assert f"collateral: {state['collateral']} wei" in CliRunner().invoke(main, [*args, "--wei"]).stdout
