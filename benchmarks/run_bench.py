@@ -13,6 +13,7 @@ run first, unless --cold):
       state per block at its parent root, `apply_transaction` one by one, persisted once),
       its opcodes, and the ratio l2sim / raw py-evm: everything l2sim adds over executing
       the chain once;
+  (d) gas by contract function over the final chain (the table in docs/design.md);
   (c) with --consensus-heights N: the same world without the incident for N heights,
       4 validators against a single node, with and without the execution and signature memos.
 `--small` runs the scenario's small preset with no warm-up: a few seconds, for a smoke run.
@@ -34,7 +35,8 @@ from eth.vm.code_stream import CodeStream
 import chain.execution
 import scenarios.report
 import scenarios.runner
-from chain.contracts import CONTRACT_NAMES, compile_contract
+from chain.contracts import CONTRACT_NAMES, _abi_types, compile_contract
+from eth_utils import function_signature_to_4byte_selector
 from chain.execution import context_for
 from scenarios.loader import load_scenario
 from scenarios.single_node import run_single_node
@@ -115,9 +117,10 @@ def final_chain(run) -> list:
     return [(history.root_at(h - 1), history.block_at(h)) for h in range(1, history.height + 1)]
 
 
-def apply_raw(store, blocks, state_class) -> int:
+def apply_raw(store, blocks, state_class, after_each=None) -> int:
     """py-evm alone: each block's transactions on a Prague state at its parent root; returns
-    how many it applied. Asserts every root, so that both sides did the same work."""
+    how many it applied (calling `after_each()` after each). Asserts every root, so that both
+    sides did the same work."""
     applied = 0
     for parent_root, block in blocks:
         context = context_for(block.header)
@@ -131,14 +134,18 @@ def apply_raw(store, blocks, state_class) -> int:
             state.lock_changes()
             state.apply_transaction(tx)
             applied += 1
+            if after_each is not None:
+                after_each()
         state.persist()
         assert state.state_root == block.header.state_root, f"raw py-evm disagrees at {block.height}"
     return applied
 
 
-def count_raw_opcodes(store, blocks) -> int:
-    """Opcodes py-evm runs for the final chain (an instrumented pass, never timed)."""
+def count_raw_opcodes(store, blocks) -> list[int]:
+    """Opcodes py-evm runs for each transaction of the final chain (an instrumented pass,
+    never timed)."""
     counter = collections.Counter()
+    per_transaction = []
     # Every opcode py-evm runs is one step of the code stream's iterator: count those.
     iterate = CodeStream.__iter__
 
@@ -149,10 +156,11 @@ def count_raw_opcodes(store, blocks) -> int:
 
     CodeStream.__iter__ = counting_iter
     try:
-        apply_raw(store, blocks, PragueVM.get_state_class())
+        apply_raw(store, blocks, PragueVM.get_state_class(),
+                  after_each=lambda: per_transaction.append(counter["opcodes"] - sum(per_transaction)))
     finally:
         CodeStream.__iter__ = iterate
-    return counter["opcodes"]
+    return per_transaction
 
 
 def bench_run(scenario, small: bool, cold: bool) -> None:
@@ -172,11 +180,49 @@ def bench_run(scenario, small: bool, cold: bool) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     applied = apply_raw(run.store, blocks, PragueVM.get_state_class())
     raw_wall_s, raw_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
-    opcodes = count_raw_opcodes(run.store, blocks)
+    per_transaction = count_raw_opcodes(run.store, blocks)
+    opcodes = sum(per_transaction)
     print(f"(b) raw py-evm, the final chain's {applied} transactions on the same states: "
           f"{raw_wall_s:.2f} s wall, {raw_cpu_s:.2f} s CPU, {opcodes} opcodes "
           f"({opcodes / max(applied, 1):.0f} per transaction); l2sim / raw py-evm = "
           f"{cpu_s / raw_cpu_s:.2f} by CPU, {wall_s / raw_wall_s:.2f} by wall (goal <= 1.15)")
+    results = [chain.execution.apply_block(run.store, root, block, cache=run.cache) for root, block in blocks]
+    print_gas_table(blocks, results, per_transaction)
+
+
+def function_names() -> dict[bytes, str]:
+    """4-byte selector -> "contract.function" for every function of the three contracts."""
+    names = {}
+    for contract in CONTRACT_NAMES:
+        for entry in compile_contract(contract).abi:
+            if entry.get("type") == "function":
+                signature = f"{entry['name']}({','.join(_abi_types(entry['inputs']))})"
+                names[function_signature_to_4byte_selector(signature)] = f"{contract}.{entry['name']}"
+    return names
+
+
+def gas_by_function(blocks, results, opcodes) -> dict[str, list[tuple[int, int]]]:
+    """function -> (gas, opcodes) of each of its calls on the final chain (transfers as "transfer")."""
+    names = function_names()
+    out: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    counts = iter(opcodes)
+    for (_, block), result in zip(blocks, results):
+        before = 0
+        for tx, receipt in zip(block.transactions, result.receipts):
+            data = bytes(tx.data)
+            name = names.get(data[:4], "other") if data else "transfer"
+            out[name].append((receipt.gas_used - before, next(counts)))
+            before = receipt.gas_used
+    return out
+
+
+def print_gas_table(blocks, results, opcodes) -> None:
+    table = gas_by_function(blocks, results, opcodes)
+    print("(d) by function on the final chain: calls, mean gas, mean opcodes, share of opcodes")
+    total = sum(opcodes)
+    for name, calls in sorted(table.items(), key=lambda item: -sum(o for _, o in item[1])):
+        gas, ops = sum(g for g, _ in calls), sum(o for _, o in calls)
+        print(f"    {name:<28} {len(calls):6d} {gas // len(calls):9d} {ops // len(calls):7d} {ops / total:7.1%}")
 
 
 def _without_incident(scenario, heights: int):
