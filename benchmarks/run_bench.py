@@ -38,7 +38,9 @@ import scenarios.runner
 from chain.contracts import CONTRACT_NAMES, _abi_types, compile_contract
 from eth_utils import function_signature_to_4byte_selector
 from chain.execution import context_for
+from scenarios.errors import ScenarioError
 from scenarios.loader import load_scenario
+from scenarios.schema import MAX_SEED
 from scenarios.single_node import run_single_node
 
 PHASES = ("genesis", "before halt", "emergency", "reopening", "audit", "report")
@@ -253,13 +255,19 @@ def bench_consensus(scenario, heights: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default="paradex-2026")
-    parser.add_argument("--seed", type=int, default=None, help="override the scenario's seed")
-    parser.add_argument("--small", action="store_true", help="the small preset, no warm-up: a smoke run")
+    parser.add_argument("--seed", type=int, default=None, help=f"override the scenario's seed (0..{MAX_SEED})")
+    parser.add_argument("--small", "--quick", action="store_true", dest="small",
+                        help="the small preset, no warm-up: a smoke run (--quick as in the other benchmarks)")
     parser.add_argument("--cold", action="store_true", help="no untimed warm-up run first")
     parser.add_argument("--consensus-heights", type=int, default=0,
                         help="also (c), the consensus overhead over this many heights (0: skip)")
     args = parser.parse_args()
-    scenario = load_scenario(args.scenario, small=args.small)
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        parser.exit(2, f"run_bench: --seed {args.seed} is not an integer in 0..{MAX_SEED}\n")
+    try:
+        scenario = load_scenario(args.scenario, small=args.small)
+    except ScenarioError as error:
+        parser.exit(2, f"run_bench: {error}\n")
     if args.seed is not None:
         scenario = scenario.model_copy(update={"seed": args.seed})
     print(f"seed {scenario.seed}")
