@@ -18,21 +18,23 @@ from eth.vm.forks.prague.computation import PragueComputation
 from eth.vm.forks.prague.state import PragueState
 from eth.vm.opcode_values import PUSH1, PUSH32
 
-# Contract codes a run executes: a handful (oracle, perps, bridge, per fork), so a small
-# bound keeps every one of them while a stream of distinct codes cannot grow it.
+# Contract codes a run executes: a handful (oracle, perps, bridge and their init codes), so
+# this bound keeps every one of them while a stream of distinct codes cannot grow it past a
+# few MB (one byte a position; code is at most 24 KB, init code 48 KB).
 MAX_ANALYSED_CODES = 256
 
 
 @functools.lru_cache(maxsize=MAX_ANALYSED_CODES)
-def compute_opcode_positions(code: bytes) -> frozenset[int]:
-    """Every position of `code` that holds an opcode rather than a PUSH's immediate data."""
-    positions = []
+def compute_opcode_positions(code: bytes) -> bytes:
+    """One byte per position of `code`: 1 where an opcode stands, 0 in a PUSH's immediate data
+    (a byte map rather than a set of positions: a byte a position, whatever the code)."""
+    positions = bytearray(len(code))
     position, length = 0, len(code)
     while position < length:  # bounded: every step moves at least one byte
-        positions.append(position)
+        positions[position] = 1
         opcode = code[position]
         position += 1 + (opcode - PUSH1 + 1 if PUSH1 <= opcode <= PUSH32 else 0)
-    return frozenset(positions)
+    return bytes(positions)
 
 
 class AnalysedCodeStream(CodeStream):
@@ -45,7 +47,7 @@ class AnalysedCodeStream(CodeStream):
         self._opcode_positions = compute_opcode_positions(code_bytes)
 
     def is_valid_opcode(self, position: int) -> bool:
-        return position in self._opcode_positions
+        return 0 <= position < self._length_cache and self._opcode_positions[position] == 1
 
 
 class AnalysedComputation(PragueComputation):
