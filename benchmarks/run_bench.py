@@ -1,25 +1,241 @@
-"""Whole-run benchmark: wall time of a scenario, and what consensus costs over one node.
+"""Whole-run benchmark: what the headline run costs, phase by phase, against raw py-evm.
 
-Prints, measured side by side in one process:
-  (a) the scenario end to end (default paradex-2026): wall seconds and heights per second;
-  (b) the same world without the incident for N heights: 4 validators (execution and
-      signature checks memoised across honest nodes) vs a single node building the same
-      kind of blocks; the ratio single/consensus (target: at least 0.8);
-  (c) the 4-validator run again with both memos off, to show what memoisation buys.
-Not a test: no thresholds are asserted.
+    python benchmarks/run_bench.py [SCENARIO] [--seed N] [--small] [--consensus-heights N]
+
+Prints, measured in one process with warm caches (contracts compiled and one untimed
+run first, unless --cold):
+  (a) the scenario end to end (default paradex-2026, its own seed): wall and CPU seconds,
+      transactions on the final chain, transactions executed (every proposal, re-execution,
+      replay, probe and counterfactual that reached py-evm), executions per transaction,
+      and the time of each phase: genesis, before the halt, emergency, reopening, audit,
+      report;
+  (b) raw py-evm applying the final chain's transactions to the same states (one Prague
+      state per block at its parent root, `apply_transaction` one by one, persisted once),
+      its opcodes, and the ratio l2sim / raw py-evm: everything l2sim adds over executing
+      the chain once;
+  (d) gas by contract function over the final chain (the table in docs/design.md);
+  (c) with --consensus-heights N: the same world without the incident for N heights,
+      4 validators against a single node, with and without the execution and signature memos.
+`--small` runs the scenario's small preset with no warm-up: a few seconds, for a smoke run.
+Not a test: no thresholds are asserted; the goals are printed beside the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import time
+from dataclasses import dataclass, field
 
-from chain.contracts import CONTRACT_NAMES, compile_contract
+from eth.vm.execution_context import ExecutionContext
+from eth.vm.forks.prague import PragueVM
+from eth.vm.code_stream import CodeStream
 
+import chain.execution
+import scenarios.report
+import scenarios.runner
+from chain.contracts import CONTRACT_NAMES, _abi_types, compile_contract
+from eth_utils import function_signature_to_4byte_selector
+from chain.execution import context_for
+from scenarios.errors import ScenarioError
 from scenarios.loader import load_scenario
-from scenarios.report import build_report
-from scenarios.runner import run_scenario_once
+from scenarios.schema import MAX_SEED
 from scenarios.single_node import run_single_node
+
+PHASES = ("genesis", "before halt", "emergency", "reopening", "audit", "report")
+
+
+@dataclass
+class Meter:
+    """Wall and CPU seconds by phase, and how many transactions reached py-evm (in all, and
+    by phase)."""
+
+    wall_s: dict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
+    cpu_s: dict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
+    executed: dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
+    executions: int = 0
+
+    @property
+    def run_executions(self) -> int:
+        """Executions after genesis (building a genesis deploys and funds; a cached one does not)."""
+        return self.executions - self.executed["genesis"]
+
+    def timed(self, phase: str, function, subtract: str | None = None):
+        """`function` wrapped so that its time adds to `phase` (and, nested, leaves `subtract`)."""
+
+        def wrapper(*args, **kwargs):
+            wall, cpu, executions = time.perf_counter(), time.process_time(), self.executions
+            try:
+                return function(*args, **kwargs)
+            finally:
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                executions = self.executions - executions
+                self.wall_s[phase] += wall
+                self.cpu_s[phase] += cpu
+                self.executed[phase] += executions
+                if subtract is not None:
+                    self.wall_s[subtract] -= wall
+                    self.cpu_s[subtract] -= cpu
+                    self.executed[subtract] -= executions
+
+        return wrapper
+
+
+@contextlib.contextmanager
+def metered(meter: Meter):
+    """The runner's phases and chain's transaction application, timed and counted into `meter`
+    (module attributes swapped for the duration of one run: this is a benchmark, not product)."""
+    runner = scenarios.runner
+    apply_one = chain.execution._validate_and_apply
+
+    def counted(state, tx):
+        meter.executions += 1
+        return apply_one(state, tx)
+
+    swaps = [
+        (runner, "prepare_run", meter.timed("genesis", runner.prepare_run)),
+        (runner, "run_chain_phase", meter.timed("before halt", runner.run_chain_phase)),
+        (runner, "run_emergency_phase", meter.timed("emergency", runner.run_emergency_phase)),
+        (runner, "follow_restore", meter.timed("emergency", runner.follow_restore)),
+        (runner, "run_restart_phase", meter.timed("reopening", runner.run_restart_phase)),
+        (runner, "compute_reopening_audit",
+         meter.timed("audit", runner.compute_reopening_audit, subtract="reopening")),
+        (chain.execution, "_validate_and_apply", counted),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in swaps]
+    for module, name, replacement in swaps:
+        setattr(module, name, replacement)
+    try:
+        yield meter
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def run_metered(scenario) -> tuple[object, dict, Meter, float, float]:
+    """One run and its report, timed by phase: (run, report, meter, wall s, CPU s)."""
+    meter = Meter()
+    wall, cpu = time.perf_counter(), time.process_time()
+    with metered(meter):
+        run, virtual_s, wall_run_s = scenarios.runner.run_scenario_once(scenario)
+        report = meter.timed("report", scenarios.report.build_report)(run, virtual_s, wall_run_s)
+    return run, report, meter, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def final_chain(run) -> list:
+    """(parent root, block) for every block of the reference validator's final chain."""
+    history = run.reference.view.history
+    return [(history.root_at(h - 1), history.block_at(h)) for h in range(1, history.height + 1)]
+
+
+def apply_raw(store, blocks, state_class, after_each=None) -> int:
+    """py-evm alone: each block's transactions on a Prague state at its parent root; returns
+    how many it applied (calling `after_each()` after each). Asserts every root, so that both
+    sides did the same work."""
+    applied = 0
+    for parent_root, block in blocks:
+        context = context_for(block.header)
+        execution_context = ExecutionContext(
+            coinbase=context.coinbase, timestamp=context.timestamp, block_number=context.height,
+            difficulty=0, mix_hash=b"\x00" * 32, gas_limit=context.gas_limit, prev_hashes=(),
+            chain_id=context.chain_id, base_fee_per_gas=0, excess_blob_gas=0,
+        )
+        state = state_class(store, execution_context, parent_root)
+        for tx in block.transactions:
+            state.lock_changes()
+            state.apply_transaction(tx)
+            applied += 1
+            if after_each is not None:
+                after_each()
+        state.persist()
+        assert state.state_root == block.header.state_root, f"raw py-evm disagrees at {block.height}"
+    return applied
+
+
+def count_raw_opcodes(store, blocks) -> list[int]:
+    """Opcodes py-evm runs for each transaction of the final chain (an instrumented pass,
+    never timed)."""
+    counter = collections.Counter()
+    per_transaction = []
+    # Every opcode py-evm runs is one step of the code stream's iterator: count those.
+    iterate = CodeStream.__iter__
+
+    def counting_iter(self):
+        for opcode in iterate(self):
+            counter["opcodes"] += 1
+            yield opcode
+
+    CodeStream.__iter__ = counting_iter
+    try:
+        apply_raw(store, blocks, PragueVM.get_state_class(),
+                  after_each=lambda: per_transaction.append(counter["opcodes"] - sum(per_transaction)))
+    finally:
+        CodeStream.__iter__ = iterate
+    return per_transaction
+
+
+def bench_run(scenario, small: bool, cold: bool) -> None:
+    for name in CONTRACT_NAMES:  # compile once up front, so no measured run pays for it
+        compile_contract(name)
+    if not (small or cold):
+        scenarios.runner.run_scenario_once(scenario)  # warm: imports, caches, code paths
+    run, report, meter, wall_s, cpu_s = run_metered(scenario)
+    txs = sum(len(block.transactions) for _, block in final_chain(run))
+    print(f"(a) {scenario.name}: {wall_s:.2f} s wall, {cpu_s:.2f} s CPU; {report['metrics']['blocks']} "
+          f"heights, {txs} transactions on the final chain, {meter.run_executions} executed after "
+          f"genesis, {meter.run_executions / max(txs, 1):.2f} executions/transaction (goal <= 1.2); "
+          f"every check held: {all(c['ok'] for c in report['checks'].values())}; digest {report['digest'][:16]}")
+    for phase in PHASES:
+        print(f"    {phase:<12} {meter.wall_s[phase]:7.2f} s wall {meter.cpu_s[phase]:7.2f} s CPU "
+              f"{meter.executed[phase]:6d} executed")
+    blocks = final_chain(run)
+    wall, cpu = time.perf_counter(), time.process_time()
+    applied = apply_raw(run.store, blocks, PragueVM.get_state_class())
+    raw_wall_s, raw_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    per_transaction = count_raw_opcodes(run.store, blocks)
+    opcodes = sum(per_transaction)
+    print(f"(b) raw py-evm, the final chain's {applied} transactions on the same states: "
+          f"{raw_wall_s:.2f} s wall, {raw_cpu_s:.2f} s CPU, {opcodes} opcodes "
+          f"({opcodes / max(applied, 1):.0f} per transaction); l2sim / raw py-evm = "
+          f"{cpu_s / raw_cpu_s:.2f} by CPU, {wall_s / raw_wall_s:.2f} by wall (goal <= 1.15)")
+    results = [chain.execution.apply_block(run.store, root, block, cache=run.cache) for root, block in blocks]
+    print_gas_table(blocks, results, per_transaction)
+
+
+def function_names() -> dict[bytes, str]:
+    """4-byte selector -> "contract.function" for every function of the three contracts."""
+    names = {}
+    for contract in CONTRACT_NAMES:
+        for entry in compile_contract(contract).abi:
+            if entry.get("type") == "function":
+                signature = f"{entry['name']}({','.join(_abi_types(entry['inputs']))})"
+                names[function_signature_to_4byte_selector(signature)] = f"{contract}.{entry['name']}"
+    return names
+
+
+def gas_by_function(blocks, results, opcodes) -> dict[str, list[tuple[int, int]]]:
+    """function -> (gas, opcodes) of each of its calls on the final chain (transfers as "transfer")."""
+    names = function_names()
+    out: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    counts = iter(opcodes)
+    for (_, block), result in zip(blocks, results):
+        before = 0
+        for tx, receipt in zip(block.transactions, result.receipts):
+            data = bytes(tx.data)
+            name = names.get(data[:4], "other") if data else "transfer"
+            out[name].append((receipt.gas_used - before, next(counts)))
+            before = receipt.gas_used
+    return out
+
+
+def print_gas_table(blocks, results, opcodes) -> None:
+    table = gas_by_function(blocks, results, opcodes)
+    print("(d) by function on the final chain: calls, mean gas, mean opcodes, share of opcodes")
+    total = sum(opcodes)
+    for name, calls in sorted(table.items(), key=lambda item: -sum(o for _, o in item[1])):
+        gas, ops = sum(g for g, _ in calls), sum(o for _, o in calls)
+        print(f"    {name:<28} {len(calls):6d} {gas // len(calls):9d} {ops // len(calls):7d} {ops / total:7.1%}")
 
 
 def _without_incident(scenario, heights: int):
@@ -34,39 +250,44 @@ def _without_incident(scenario, heights: int):
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", nargs="?", default="paradex-2026")
-    parser.add_argument("--heights", type=int, default=40, help="heights for the consensus-overhead runs")
-    parser.add_argument("--skip-full", action="store_true", help="skip (a), the full scenario run")
-    args = parser.parse_args()
-    scenario = load_scenario(args.scenario)
-    print(f"seed {scenario.seed}")
-    for name in CONTRACT_NAMES:  # compile once up front, so no measured run pays for it
-        compile_contract(name)
-
-    if not args.skip_full:
-        run, virtual_s, wall_s = run_scenario_once(scenario)
-        report = build_report(run, virtual_s, wall_s)
-        blocks = report["metrics"]["blocks"]
-        print(f"(a) {scenario.name}: {wall_s:.1f} s wall, {blocks} heights of the final chain, "
-              f"{blocks / wall_s:.2f} heights/s, {report['metrics']['txs']} transactions, "
-              f"{report['metrics']['messages']} signed messages, every check held: "
-              f"{all(c['ok'] for c in report['checks'].values())}")
-
-    plain = _without_incident(scenario, args.heights)
+def bench_consensus(scenario, heights: int) -> None:
+    plain = _without_incident(scenario, heights)
     started = time.perf_counter()
     single = run_single_node(plain)
     single_s = time.perf_counter() - started
-    run, _, consensus_s = run_scenario_once(plain)
-    _, _, no_memo_s = run_scenario_once(plain, memo=False)
-    print(f"(b) {args.heights} heights without the incident: single node {single_s:.2f} s "
+    run, _, consensus_s = scenarios.runner.run_scenario_once(plain)
+    _, _, no_memo_s = scenarios.runner.run_scenario_once(plain, memo=False)
+    print(f"(c) {heights} heights without the incident: single node {single_s:.2f} s "
           f"({len(single.blocks)} blocks), {scenario.validators.count} validators {consensus_s:.2f} s "
           f"({run.reference.view.history.height} blocks); single/consensus = {single_s / consensus_s:.2f} "
-          f"(target >= 0.8)")
-    print(f"(c) same with execution and signature memos off: {no_memo_s:.2f} s; "
-          f"memo on is {no_memo_s / consensus_s:.2f}x faster")
-    print(f"reproduce with: python benchmarks/run_bench.py {args.scenario} --heights {args.heights}")
+          f"(target >= 0.8); memos off {no_memo_s:.2f} s, memo on is {no_memo_s / consensus_s:.2f}x faster")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default="paradex-2026")
+    parser.add_argument("--seed", type=int, default=None, help=f"override the scenario's seed (0..{MAX_SEED})")
+    parser.add_argument("--small", "--quick", action="store_true", dest="small",
+                        help="the small preset, no warm-up: a smoke run (--quick as in the other benchmarks)")
+    parser.add_argument("--cold", action="store_true", help="no untimed warm-up run first")
+    parser.add_argument("--consensus-heights", type=int, default=0,
+                        help="also (c), the consensus overhead over this many heights (0: skip)")
+    args = parser.parse_args()
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        parser.exit(2, f"run_bench: --seed {args.seed} is not an integer in 0..{MAX_SEED}\n")
+    try:
+        scenario = load_scenario(args.scenario, small=args.small)
+    except ScenarioError as error:
+        parser.exit(2, f"run_bench: {error}\n")
+    if args.seed is not None:
+        scenario = scenario.model_copy(update={"seed": args.seed})
+    print(f"seed {scenario.seed}")
+    bench_run(scenario, args.small, args.cold)
+    if args.consensus_heights:
+        bench_consensus(scenario, args.consensus_heights)
+    flags = (" --small" if args.small else "") + (" --cold" if args.cold else "")
+    flags += f" --consensus-heights {args.consensus_heights}" if args.consensus_heights else ""
+    print(f"reproduce with: python benchmarks/run_bench.py {args.scenario} --seed {scenario.seed}{flags}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from eth.vm.message import Message
 from eth_hash.auto import keccak
 from trie import HexaryTrie
 
+from chain.computation import AnalysedState
 from chain.errors import ChainError, UnknownRootError
 from chain.store import Store
 
@@ -66,7 +67,7 @@ def require_root(store: Store, root: bytes) -> None:
 
 
 def open_state(store: Store, root: bytes, context: BlockContext | None = None) -> PragueState:
-    """Open py-evm's Prague state at `root` over `store`."""
+    """Open py-evm's Prague state at `root` over `store` (jump analysis cached per code)."""
     require_root(store, root)
     if context is None:
         context = BlockContext(height=0, timestamp=0, chain_id=1)
@@ -82,7 +83,7 @@ def open_state(store: Store, root: bytes, context: BlockContext | None = None) -
         base_fee_per_gas=context.base_fee_per_gas,
         excess_blob_gas=0,
     )
-    return PragueState(store, execution_context, root)
+    return AnalysedState(store, execution_context, root)
 
 
 def get_account(store: Store, root: bytes, address: bytes) -> Account:

@@ -273,16 +273,6 @@ def __init__(
 
 @pure
 @internal
-def _floor_div(a: int256, b: int256) -> int256:
-    # EVM SDIV truncates toward zero; PnL must round toward -infinity.
-    q: int256 = a // b
-    if a % b != 0 and a < 0:
-        q -= 1
-    return q
-
-
-@pure
-@internal
 def _ceil_div(a: uint256, b: uint256) -> uint256:
     return (a + b - 1) // b
 
@@ -290,7 +280,13 @@ def _ceil_div(a: uint256, b: uint256) -> uint256:
 @pure
 @internal
 def _pnl(size: int256, entry_price: uint256, mark: uint256) -> int256:
-    return self._floor_div(size * (convert(mark, int256) - convert(entry_price, int256)), SUNIT)
+    # EVM SDIV truncates toward zero; PnL must round toward -infinity (SUNIT > 0, so a
+    # negative remainder is exactly "inexact and negative"). Written out rather than a
+    # helper call: this runs for every position in every margin test.
+    scaled: int256 = size * (convert(mark, int256) - convert(entry_price, int256))
+    if scaled % SUNIT < 0:
+        return scaled // SUNIT - 1
+    return scaled // SUNIT
 
 
 @pure
@@ -330,12 +326,13 @@ def _current_flow(market: uint256) -> int256:
 
 @view
 @internal
-def _mark_with_flow(market: uint256, flow: int256) -> uint256:
+def _mark(market: uint256) -> uint256:
     index: uint256 = self._index_price(market)
     depth: uint256 = self.market_depth[market]
     mark: uint256 = index
     if depth > 0 and index > 0:
-        flow_notional: int256 = flow * convert(index, int256) // SUNIT
+        # The flow only matters where depth makes it move the mark: read it only there.
+        flow_notional: int256 = self._current_flow(market) * convert(index, int256) // SUNIT
         premium: int256 = flow_notional * convert(index, int256) // convert(100 * depth, int256)
         cap: int256 = convert(index * MAX_PREMIUM_BPS // BPS, int256)
         premium = max(-cap, min(cap, premium))
@@ -345,12 +342,6 @@ def _mark_with_flow(market: uint256, flow: int256) -> uint256:
         width: uint256 = index * min(band, BPS) // BPS
         mark = max(index - width, min(index + width, mark))
     return mark
-
-
-@view
-@internal
-def _mark(market: uint256) -> uint256:
-    return self._mark_with_flow(market, self._current_flow(market))
 
 
 @internal
@@ -365,8 +356,11 @@ def _add_flow(market: uint256, size_delta: int256):
 @pure
 @internal
 def _funding_pnl(size: int256, cached: int256, index: int256) -> int256:
-    # The account pays size * (index - cached); floored against it.
-    return self._floor_div(size * (cached - index), SUNIT)
+    # The account pays size * (index - cached); floored against it (as in _pnl).
+    scaled: int256 = size * (cached - index)
+    if scaled % SUNIT < 0:
+        return scaled // SUNIT - 1
+    return scaled // SUNIT
 
 
 @view
@@ -377,17 +371,23 @@ def _health(account: address) -> Health:
     maintenance: uint256 = 0
     notional: uint256 = 0
     open_positions: uint256 = 0
+    initial_bps: uint256 = self.initial_margin_bps
+    maintenance_bps: uint256 = self.maintenance_margin_bps
     for market: uint256 in range(self.num_markets, bound=MAX_MARKETS):
-        pos: Position = self._positions[account][market]
-        if pos.size == 0:
+        # Most markets are flat for most accounts: one slot decides, the rest is read only
+        # for an open position.
+        size: int256 = self._positions[account][market].size
+        if size == 0:
             continue
         mark: uint256 = self._mark(market)
-        equity += self._pnl(pos.size, pos.entry_price, mark)
-        equity += self._funding_pnl(pos.size, pos.funding_cached, self.funding_index[market])
-        scaled: uint256 = convert(abs(pos.size), uint256) * mark
+        equity += self._pnl(size, self._positions[account][market].entry_price, mark)
+        equity += self._funding_pnl(size, self._positions[account][market].funding_cached,
+                                    self.funding_index[market])
+        scaled: uint256 = convert(abs(size), uint256) * mark
         notional += scaled // UNIT
-        initial += self._ceil_div(scaled * self.initial_margin_bps, UNIT * BPS)
-        maintenance += self._ceil_div(scaled * self.maintenance_margin_bps, UNIT * BPS)
+        # _ceil_div written out (same expression): once per position per margin test.
+        initial += (scaled * initial_bps + UNIT * BPS - 1) // (UNIT * BPS)
+        maintenance += (scaled * maintenance_bps + UNIT * BPS - 1) // (UNIT * BPS)
         open_positions += 1
     return Health(
         equity=equity, initial=initial, maintenance=maintenance,
@@ -457,11 +457,14 @@ def _set_position(account: address, market: uint256, old_size: int256, new_size:
 def _realise_funding(account: address, market: uint256) -> int256:
     """Settle `account`'s accrued funding in `market` against the vault and re-cache the index.
     Returns the funding PnL; a loss beyond the collateral goes to `shortfall_absorbed`."""
-    pos: Position = self._positions[account][market]
-    index: int256 = self.funding_index[market]
-    if pos.size == 0 or pos.funding_cached == index:
+    size: int256 = self._positions[account][market].size
+    if size == 0:
         return 0
-    amount: int256 = self._funding_pnl(pos.size, pos.funding_cached, index)
+    cached: int256 = self._positions[account][market].funding_cached
+    index: int256 = self.funding_index[market]
+    if cached == index:
+        return 0
+    amount: int256 = self._funding_pnl(size, cached, index)
     self._positions[account][market].funding_cached = index
     shortfall: uint256 = self._settle(account, amount)
     self.shortfall_absorbed += shortfall
