@@ -7,11 +7,13 @@ fork can still be compared: trie nodes are kept by hash and a rollback deletes n
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from chain.diff import diff_roots
-from chain.store import SQLiteStore
+from scenarios.errors import SavedRunError
 from scenarios.events import EventLogError, get_signed, read_events
+from scenarios.inspect import open_saved_store, read_manifest
 
 EVENTS_FILE = "events.jsonl"
 CHAIN_FILE = "chain.sqlite"
@@ -50,9 +52,11 @@ def diff_saved_run(data_dir: str, *, from_height: int, to_height: int, fork: int
     chain = Path(data_dir) / CHAIN_FILE
     if not chain.is_file():
         raise EventLogError(str(chain), None, "no saved chain here (run `l2sim run ... --data-dir DIR`)")
-    store = SQLiteStore(chain)
+    store = open_saved_store(data_dir, read_manifest(data_dir))  # read-only: a reader never changes the run
     try:
         diff = diff_roots(store, before, after)
+    except sqlite3.DatabaseError as error:
+        raise SavedRunError(f"{CHAIN_FILE} is damaged ({error})", file=data_dir) from None
     finally:
         store.close()
     return {
