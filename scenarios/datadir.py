@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import re
 import stat
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from scenarios.errors import DataDirLockedError, OutputPathError, UsedDataDirError
-from scenarios.output import check_directory_takes_files
+from scenarios.output import check_directory_takes_files, parse_json
 
 RUN_FORMAT = "l2sim-run-1"
 MANIFEST_NAME = "run.json"
@@ -161,8 +160,8 @@ def read_manifest_format(path: Path) -> object:
     try:
         if path.stat().st_size > 64 * 1024 * 1024:  # a run's manifest is kilobytes
             return None
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = parse_json(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     return data.get("format") if isinstance(data, dict) else None
 

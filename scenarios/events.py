@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from scenarios.errors import ScenarioError
-from scenarios.output import write_text_atomic
+from scenarios.output import parse_json, write_text_atomic
 
 COMMON_FIELDS = ("t_s", "fork", "height", "kind")
 T_S_DECIMALS = 6  # the simulation's clock ticks in microseconds
@@ -135,7 +135,7 @@ def read_events(path: str | Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
+            event = parse_json(line)
         except json.JSONDecodeError as error:
             raise EventLogError(str(path), number, f"not JSON: {error.msg}") from None
         except RecursionError:

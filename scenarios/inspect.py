@@ -40,7 +40,7 @@ from scenarios.errors import SavedRunError
 from scenarios.events import write_events
 from scenarios.market import compute_perps_params
 from scenarios.datadir import CHAIN_NAME, EVENTS_NAME, MANIFEST_NAME, REPORT_NAME, RUN_FORMAT, check_data_dir
-from scenarios.output import write_text_atomic
+from scenarios.output import parse_json, write_text_atomic
 from scenarios.schema import MARKETS, Scenario
 
 
@@ -141,7 +141,7 @@ def read_saved_report(data_dir: str) -> dict:
 def _read_json(path: Path) -> object:
     """A JSON file written by a run; a damaged one (not UTF-8, not JSON, nested without end) is one line."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        return parse_json(path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError as error:
         raise SavedRunError(f"not UTF-8 text (byte {error.start})", file=str(path)) from None
     except (ValueError, RecursionError) as error:

@@ -9,10 +9,13 @@ killed at any moment) sees the old file or the new one.
 from __future__ import annotations
 
 import importlib.resources
+import json
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from chain.files import write_bytes_atomic
 from scenarios.errors import OutputPathError, format_value
@@ -112,3 +115,21 @@ def check_output_paths(outputs: dict[str, str | None], *, data_dir: str | None =
         if real in taken:
             raise OutputPathError(f"is also {taken[real]}; give each output its own file", file=path, field=option)
         taken[real] = option
+
+
+MAX_JSON_DEPTH = 200  # l2sim's own files nest a few levels; hostile ones thousands
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON read back from a file l2sim wrote, or that someone damaged: nesting past
+    MAX_JSON_DEPTH is a RecursionError, never a crash. (The chain's dependencies raise the
+    recursion limit so far that the C parser would overflow the stack first.)"""
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(limit, depth + MAX_JSON_DEPTH))
+    try:
+        return json.loads(text)
+    finally:
+        sys.setrecursionlimit(limit)
