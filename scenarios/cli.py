@@ -65,7 +65,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_on_signals():  # Ctrl-C anywhere: one line, exit 130 (a run says more)
+                return super().invoke(ctx)
         except (ScenarioError, ChainError) as e:
             _echo_error(str(e))
         except click.exceptions.NoArgsIsHelpError:

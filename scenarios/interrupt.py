@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -39,7 +40,12 @@ def stop_on_signals(*, saved_in: str | None = None, leaves: str | None = None) -
     """Inside the block SIGINT and SIGTERM end the command: one line on stderr, then exit 128 +
     the signal. The line names the height up to which the saved run in `saved_in` is readable,
     or says `leaves` (what the command keeps, e.g. a sweep's finished runs)."""
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield
+        return
+    # A signal the shell told us to ignore (a background job, nohup) stays ignored.
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield
     except Interrupted as stop:

@@ -416,9 +416,19 @@ def run_sweep(plan: SweepPlan, out_dir: str, *, workers: int | None = None, sche
     (`scenarios.datadir.hold_lock`): a second one is refused, naming the first one's pid.
     """
     check_out_dir(out_dir)
-    Path(out_dir).mkdir(exist_ok=True)
-    with hold_lock(Path(out_dir) / LOCK_NAME, target=out_dir, option="--out"):
-        return _run_sweep_held(plan, out_dir, workers=workers, scheduler=scheduler, on_progress=on_progress)
+    directory = Path(out_dir)
+    is_new = not directory.exists()
+    directory.mkdir(exist_ok=True)
+    try:
+        with hold_lock(directory / LOCK_NAME, target=out_dir, option="--out"):
+            return _run_sweep_held(plan, out_dir, workers=workers, scheduler=scheduler, on_progress=on_progress)
+    except SchedulerError:
+        if is_new:  # an unreachable cluster: leave no half-made sweep behind (nothing ran)
+            with contextlib.suppress(OSError):
+                (directory / RUNS_DIR).rmdir()  # only when empty
+                (directory / MANIFEST_NAME).unlink()
+                directory.rmdir()
+        raise
 
 
 def _run_sweep_held(plan: SweepPlan, out_dir: str, *, workers: int | None, scheduler: str | None,

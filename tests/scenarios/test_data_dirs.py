@@ -256,3 +256,17 @@ def test_a_write_that_fails_at_the_end_is_one_typed_error_naming_the_path():
 
     with pytest.raises(OutputPathError, match="^/dev/full: cannot be written: No space left on device$"):
         write_text_atomic("/dev/full", "{}\n")
+
+
+def test_a_sweep_whose_cluster_cannot_be_reached_leaves_no_half_made_out_dir(tmp_path, monkeypatch):
+    import scenarios.sweep as sweep
+
+    def unreachable(workers, scheduler):
+        raise sweep.SchedulerError("cannot reach tcp://127.0.0.1:1", file="--scheduler")
+
+    monkeypatch.setattr(sweep, "open_pool", unreachable)
+    (tmp_path / "tiny.toml").write_text(TINY)
+    plan = sweep.plan_sweep(str(tmp_path / "tiny.toml"), seeds=1, axes={}, small=False, master_seed=None)
+    with pytest.raises(sweep.SchedulerError):
+        sweep.run_sweep(plan, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
