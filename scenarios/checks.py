@@ -227,6 +227,15 @@ def get_promised_checks(mode: str) -> tuple[str, ...]:
             "exchange_conservation", "l1_l2_conservation", "compensation_paid", "liveness")
 
 
+def order_checks(names: Iterable[str]) -> list[str]:
+    """Check names in the one order every output uses: the promised order of the modes, then any other by name.
+
+    A report's checks come in this order; a report read back from JSON written with sorted keys, or
+    the union of several runs' checks, is put back in it with this."""
+    known = {name: i for i, name in enumerate(get_promised_checks("full-rollback"))}
+    return sorted(set(names), key=lambda name: (known.get(name, len(known)), name))
+
+
 def judge_run(run, culprits: Iterable[int]) -> dict[str, Check]:
     """Every promised check of `run` (a `scenarios.runner.Run`), judged from its record."""
     from chain.exchange import get_perps_totals  # the exchange's reads, only for judging

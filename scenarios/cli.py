@@ -110,6 +110,8 @@ _SET_OPTION = click.option(
     "--set", "set_options", multiple=True, metavar="KEY=VALUE",
     help="Override a key of the scenario file (dotted, e.g. detection.delay_blocks=2; value in TOML). Repeatable.",
 )
+_WEI_OPTION = click.option("--wei", is_flag=True, help="Amounts in the summary in wei, as the JSON report has them "
+                                                      "(default: dollars).")
 _SMALL_OPTION = click.option(
     "--small", is_flag=True, help="Scaled down: the same faults and response, fewer accounts and heights."
 )
@@ -159,12 +161,15 @@ def schema_command(of_report: bool) -> None:
 @click.option("--events", "events_path", metavar="PATH", default=None, help="Write the event log here (JSON Lines).")
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--narrate", is_flag=True, help="Tell the story in the terminal as it happens.")
-@click.option("--step", is_flag=True, help="Narrate, waiting for Enter after each caption (on a terminal).")
+@click.option("--step", is_flag=True,
+              help="Narrate step by step (on a terminal): Enter for the next caption, p for the next phase, "
+                   "c to run to the end.")
+@_WEI_OPTION
 @_SET_OPTION
 @_SMALL_OPTION
 def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir: str | None, force: bool,
                 quiet: bool, events_path: str | None, html_path: str | None, narrate: bool, step: bool,
-                set_options: tuple[str, ...], small: bool) -> None:
+                wei: bool, set_options: tuple[str, ...], small: bool) -> None:
     """Run SCENARIO (a bundled name or a TOML path); exit 1 if a check fails."""
     resolved = load_with_options(scenario, set_options, small)
     if seed is not None:
@@ -183,7 +188,7 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
     narrate = narrate or step  # --step is a way of narrating
     # Only the teaching options given are passed on (the runner's defaults stand for the rest).
     teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
-                                                ("narrate", narrate), ("step", step)) if value}
+                                                ("narrate", narrate), ("step", step), ("wei", wei)) if value}
     with claim_optional_data_dir(data_dir, force=force), stop_on_signals(saved_in=data_dir):
         try:
             is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet,
@@ -209,9 +214,10 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
               help="Read this validator's chain (default: the furthest honest one).")
 @click.option("--fork", type=click.IntRange(min=0), default=None,
               help="Read the chain of this fork (an older one keeps its rolled-back heights).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_WEI_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text (amounts in wei).")
 def inspect_command(data_dir: str, height: int, account: str | None, validator: int | None, fork: int | None,
-                    as_json: bool) -> None:
+                    wei: bool, as_json: bool) -> None:
     """Historical state at --height of a run saved with `l2sim run --data-dir DIR` (read-only)."""
     from scenarios.inspect import inspect_run  # loads the chain; only `inspect` needs it
 
@@ -219,15 +225,18 @@ def inspect_command(data_dir: str, height: int, account: str | None, validator: 
     if as_json:
         click.echo(json.dumps(state, indent=2, sort_keys=True))
     else:
-        for key, value in state.items():
-            click.echo(f"{key}: {value}")
+        from scenarios.terminal import format_state
+
+        for line in format_state(state, wei=wei):
+            click.echo(line)
 
 
 @main.command("report")
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
 @click.option("--html", "html_path", metavar="PATH", default=None, help="Write the offline HTML report here.")
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
-def report_command(data_dir: str, html_path: str | None, json_path: str | None) -> None:
+@_WEI_OPTION
+def report_command(data_dir: str, html_path: str | None, json_path: str | None, wei: bool) -> None:
     """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
     from scenarios.html import load_saved_run, write_html
     from scenarios.output import write_text_atomic
@@ -245,7 +254,7 @@ def report_command(data_dir: str, html_path: str | None, json_path: str | None) 
 
         from scenarios.report import render_summary
 
-        render_summary(report, Console())
+        render_summary(report, Console(), wei=wei)
 
 
 @main.command("explain")
@@ -259,48 +268,66 @@ def explain_command(term: tuple[str, ...]) -> None:
 
 @main.command("votes")
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-@click.option("--height", type=click.IntRange(min=0), required=True, help="Height whose signed votes to list.")
-@click.option("--fork", type=click.IntRange(min=0), default=None, help="Only this fork id (default: every fork).")
+@click.option("--height", type=click.IntRange(min=0), default=None, help="Height whose signed votes to list.")
+@click.option("--plan", is_flag=True, help="The plan vote instead (signed at the halt, for the fork it starts).")
+@click.option("--fork", type=click.IntRange(min=0), default=None,
+              help="Only this fork id (with --plan: the fork the plan starts; default: every fork).")
+@click.option("--full", is_flag=True, help="Whole block hashes and signatures (default: their first digits).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def votes_command(data_dir: str, height: int, fork: int | None, as_json: bool) -> None:
-    """Every signed proposal and vote recorded at --height of a run saved with --data-dir."""
-    from scenarios.saved_run import list_votes
+def votes_command(data_dir: str, height: int | None, plan: bool, fork: int | None, full: bool, as_json: bool) -> None:
+    """Every signed proposal and vote recorded at --height (or of the plan vote, --plan) of a saved run."""
+    from scenarios.saved_run import format_votes, list_votes
 
-    votes = list_votes(data_dir, height=height, fork=fork)
+    if (height is None) == (not plan):
+        raise click.UsageError("give --height H or --plan")
+    votes = list_votes(data_dir, height=height or 0, fork=fork, plan=plan)
     if as_json:
         click.echo(json.dumps(votes, indent=2, sort_keys=True))
         return
-    for v in votes:
-        value = "nil" if v["value"] is None else v["value"]
-        why = f" ({v['reason']})" if v.get("reason") else ""
-        click.echo(f"{v['t_s']:>10.3f} s  fork {v['fork']}  round {v['round']}  validator {v['validator']}  "
-                   f"{v['step']:<9}  {value}{why}  sig {v['signature']}")
+    for line in format_votes(votes, width=_terminal_width(), full=full):
+        click.echo(line)
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 @main.command("diff")
 @click.argument("data_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False))
-@click.option("--from", "from_height", type=click.IntRange(min=1), required=True, help="First height.")
-@click.option("--to", "to_height", type=click.IntRange(min=1), required=True, help="Second height.")
+@click.option("--from", "from_height", type=click.IntRange(min=1), default=None, help="First height.")
+@click.option("--to", "to_height", type=click.IntRange(min=1), default=None, help="Second height.")
+@click.option("--height", type=click.IntRange(min=1), default=None,
+              help="One height for both sides (compare two forks there with --fork-a and --fork-b).")
 @click.option("--fork", type=click.IntRange(min=0), default=None,
               help="Read both heights on this fork (default: the final chain).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def diff_command(data_dir: str, from_height: int, to_height: int, fork: int | None, as_json: bool) -> None:
-    """Accounts and storage slots that differ between two heights of a saved run."""
-    from scenarios.saved_run import diff_saved_run
+@click.option("--fork-a", type=click.IntRange(min=0), default=None, help="The fork of the first side.")
+@click.option("--fork-b", type=click.IntRange(min=0), default=None, help="The fork of the second side.")
+@click.option("--slots", is_flag=True, help="Also list the raw storage slots that differ.")
+@_WEI_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text (amounts in wei).")
+def diff_command(data_dir: str, from_height: int | None, to_height: int | None, height: int | None,
+                 fork: int | None, fork_a: int | None, fork_b: int | None, slots: bool, wei: bool,
+                 as_json: bool) -> None:
+    """What differs between two heights (or two forks at one height) of a saved run: accounts by
+    name, the exchange's collateral, positions, vault and prices, and the raw storage slots."""
+    from scenarios.saved_run import diff_saved_run, format_diff
 
-    diff = diff_saved_run(data_dir, from_height=from_height, to_height=to_height, fork=fork)
+    if height is not None and (from_height is not None or to_height is not None):
+        raise click.UsageError("--height is both sides: give it or --from and --to")
+    if height is None and (from_height is None or to_height is None):
+        raise click.UsageError("give --from H and --to H, or --height H with --fork-a and --fork-b")
+    if fork is not None and (fork_a is not None or fork_b is not None):
+        raise click.UsageError("--fork is both sides: give it or --fork-a and --fork-b")
+    diff = diff_saved_run(data_dir, from_height=height or from_height, to_height=height or to_height,
+                          from_fork=fork if fork is not None else fork_a,
+                          to_fork=fork if fork is not None else fork_b)
     if as_json:
         click.echo(json.dumps(diff, indent=2, sort_keys=True))
         return
-    for side in ("from", "to"):
-        click.echo(f"{side}: height {diff[side]['height']} fork {diff[side]['fork']} root {diff[side]['state_root']}")
-    click.echo(f"{len(diff['accounts'])} accounts, {len(diff['slots'])} storage slots differ")
-    for a in diff["accounts"]:
-        click.echo(f"  account {a['address'] or a['key']}: balance {a['balance'][0]} -> {a['balance'][1]}, "
-                   f"nonce {a['nonce'][0]} -> {a['nonce'][1]}")
-    for s in diff["slots"]:
-        click.echo(f"  slot {s['address'] or '?'}[{s['slot'] if s['slot'] is not None else s['key']}]: "
-                   f"{s['value'][0]} -> {s['value'][1]}")
+    for line in format_diff(diff, wei=wei, slots=slots):
+        click.echo(line)
 
 
 @main.command("sweep")

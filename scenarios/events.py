@@ -55,7 +55,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
              "a restore plan proposed; accepted or why honest validators rejected it"),
     "certificate": (("plan_hash", "signers", "power", "quorum"), "2/3 of the power signed the plan"),
     "restore": (("validator", "state_root", "ok", "error"), "a validator applies the certified plan"),
-    "restart": (("new_fork",), "the chain restarts under a new fork id"),
+    "restart": (("new_fork", "phases"), "the chain restarts under a new fork id; phases: the reopening's "
+                                        "[first height, mode] (cancel-only, post-only, open)"),
     "compensation": (("account", "amount", "reason"), "an account is paid from the vault after the restart"),
 }
 

@@ -15,9 +15,11 @@ CHECKS: dict[str, str] = {
         "No two honest validators ever decided different blocks at the same height, in any phase. "
         "This is safety: if it fails, the chain has split and there is no single history to restore."),
     "forensics": (
-        "When something went wrong, the validators convicted are ones that really were Byzantine, and "
-        "each is convicted by two messages it signed that contradict each other. No honest validator "
-        "is ever blamed."),
+        "When something went wrong, the validators convicted are ones that really were Byzantine, each by "
+        "what it signed: two messages that contradict each other (an equivocation: two values for one slot; "
+        "or amnesia: a precommit for one block, then a prevote for another with no polka between), or a "
+        "signed halt view whose state root contradicts a header that carries a commit certificate (how "
+        "lying-minority convicts the validator that forged its views). No honest validator is ever blamed."),
     "no_double_sign": (
         "No honest validator signed two different values for the same slot (fork, height, round, step), "
         "even across a crash and a restart: its vote journal refuses the second signature."),
@@ -53,7 +55,9 @@ CHECKS: dict[str, str] = {
         "No tokens were minted or burnt: the L2's total supply is the genesis supply, and withdrawals "
         "that were already final on L1 (which a rollback cannot undo) are settled into the bridge."),
     "compensation_paid": (
-        "The refunds computed by the plan were paid, to the wei, in the first block after the restart."),
+        "The refunds were paid to the wei: what the certified plan computed (halt-drift, paid in the "
+        "first block after the restart) and what the reopening audit computed (reopening-harm, paid in the "
+        "first block of the open phase, once the restricted phases are over and can be judged)."),
 }
 
 TERMS: dict[str, str] = {
@@ -123,10 +127,17 @@ TERMS: dict[str, str] = {
     "reconciliation": (
         "What a rollback cannot undo: withdrawals already final on L1 inside the discarded window. They "
         "are kept as debts and settled into the bridge rather than paid twice."),
-    "compensation": "Refunds from the liquidator vault to the accounts hurt by what cannot be undone.",
+    "compensation": (
+        "Refunds from the liquidator vault to the accounts hurt by what the restore could not undo, by "
+        "policy: halt-drift is computed by the plan and paid in the first block after the restart; "
+        "reopening-harm is computed by the audit of the restricted reopening and paid in the first block "
+        "of the open phase. What the rollback itself gave back is restore-returned, reported, never paid."),
     "digest": (
         "A hash of the whole report (without wall-clock time). Same scenario and seed, same digest, "
         "on any machine: the run is reproducible."),
+    "wei": (
+        "The smallest unit of the chain's token: 10^18 wei make one dollar here. The JSON report keeps "
+        "every amount in wei (exact integers); the terminal shows dollars, and wei with --wei."),
     "seed": "The one number every random choice of the run comes from. Rerun with it to see the same run.",
     "partition": "A window of time in which the network is split into groups that cannot reach each other.",
     "crash": "A validator stops; it keeps its chain and vote journal and may restart later.",
@@ -172,6 +183,124 @@ TERMS: dict[str, str] = {
     "sync": (
         "A validator that comes back behind asks a peer for the blocks it missed; it accepts each only "
         "with a commit certificate it verifies, re-executes it, and runs its own alarm over it."),
+    "snapshot": (
+        "The state at the restore's target height, named by its state root: the last state every honest "
+        "validator agrees was good. A snapshot costs nothing to keep: trie nodes are never deleted."),
+    "expected root": (
+        "The state root the plan promises after the restore (the snapshot, plus the restore block's "
+        "ledgers for the modes that write one). Each validator applies the plan to its own chain and "
+        "checks it lands exactly there before it votes on anything new."),
+    "restore": (
+        "Applying the certified plan: each validator goes back to the snapshot (full-rollback, "
+        "rollback-replay) or keeps its chain and rewrites the harmed accounts (selective-restore), then "
+        "checks that its state root is the expected root."),
+    "restart": (
+        "The chain starts producing blocks again after the restore, under a new fork id; its first block "
+        "carries the certified ledgers, and trading reopens in phases (cancel-only, post-only, open)."),
+    "cancel only": (
+        "The first reopening phase: only trades that reduce or close a position go through, nothing "
+        "that opens risk; keepers still liquidate."),
+    "post only": (
+        "The second reopening phase. On Paradex, orders may rest on the book but not take; in l2sim's "
+        "exchange the vault is the only maker, so any trade fills, but the book is thin: little flow moves "
+        "the mark far from the index."),
+    "open": "The last reopening phase: trading as usual. Reopening-harm compensation is paid in its first block.",
+    "price band": (
+        "An optional protection during cancel-only and post-only: the exchange holds the mark within a "
+        "band (in basis points) of the index price (paradex-band shows it on)."),
+    "audit band": (
+        "The band the reopening-harm audit judges by: a liquidation in the restricted phases at a mark "
+        "further than this from the index price is harm, paid the difference against a replay of the "
+        "reopening with the price band on."),
+    "mark": (
+        "The price the exchange values positions and fills trades at: the index price plus a premium "
+        "from the recent trade flow against the market's depth. In a thin reopening it can drift far from "
+        "the index, as PAXG did after Paradex's restart."),
+    "index price": "The outside price of a market, posted on chain by the oracle; the mark is judged against it.",
+    "keeper": (
+        "An account that watches the exchange and calls liquidate on any account whose equity falls "
+        "below its margin requirement, earning a fee. Keepers drove the cascade."),
+    "held": "A check's status: the guarantee was tested on this run and it held.",
+    "failed": "A check's status: the guarantee was tested on this run and broke; the run exits 1.",
+    "not reached": (
+        "A check's status: the run never got to the step it judges (no certificate, say, so no restored "
+        "roots to compare). The run exits 1: a guarantee not tested is not a guarantee kept."),
+    "exempt": (
+        "A check's status: the guarantee does not apply to this run, and the detail says why (with a third "
+        "of the power Byzantine, BFT promises no agreement, so nothing can be restored)."),
+    "full rollback": (
+        "A restore mode: go back to the state at the target height and discard every block after it. "
+        "Everything in the window is undone, the good with the bad."),
+    "selective restore": (
+        "A restore mode (The DAO, 2016): keep the chain and add one restore block that sets each account "
+        "liquidated in the window back to its snapshot collateral and positions, paid by the vault."),
+    "rollback replay": (
+        "A restore mode: go back to the target, then re-execute in order the window's transactions that "
+        "did not depend on the corrupted price (not price posts, not liquidations, nothing from an account "
+        "that held or traded the market)."),
+    "debit account": (
+        "A withdrawal policy: a withdrawal already final on L1 inside the window is taken back from the "
+        "account's restored balance into the bridge."),
+    "charge vault": "A withdrawal policy: the vault pays into the bridge what L1 already paid out.",
+    "withdrawal policy": "Who pays for withdrawals already final on L1 inside the window: debit-account or charge-vault.",
+    "compensation policy": (
+        "Which harms are paid: halt-drift (the plan's, in the first block after the restart) and/or "
+        "reopening-harm (the audit's, in the first block of the open phase)."),
+    "mode": "How the plan restores: full-rollback, selective-restore or rollback-replay (explain each).",
+    "timeline": "The run's milestones in virtual time: the glitch, the halt, the pause, the vote, the restore, the restart.",
+    "incident": (
+        "The glitch the scenario plants: a market's oracle price corrupted (kind price), every funding index "
+        "reset to 0 (funding-reset), or both, from a height for some blocks."),
+    "glitch": "The corrupted market data the incident writes on chain (a price, funding indices, or both).",
+    "rollback certificate": (
+        "The certificate of the plan vote: precommits for one plan by more than two thirds of the power. "
+        "A validator restores only with one, and anyone can verify it from the report."),
+    "checks": "The guarantees judged after the run, each held, failed, not reached or exempt (explain each).",
+    "stale feeds": (
+        "After the restart the validators' price feeds may still post pre-halt prices for some blocks "
+        "(stale-oracle-restart); the summary counts trades and liquidations made on them."),
+    "virtual time": (
+        "The simulated clock, in seconds since genesis: network delays, timeouts and the pause all run "
+        "on it, so a six-hour halt takes seconds of wall time."),
+    "wall time": "Real time on this machine, as a clock on the wall measures it; not part of the digest.",
+    "commit request": (
+        "A message a validator that fell behind sends to ask a peer for a decided block and its commit "
+        "certificate (the commit it receives back is drawn as a commit message)."),
+    "commit": (
+        "A decided block appended to a validator's chain; as a message, the block with its commit "
+        "certificate, gossiped to validators still deciding that height."),
+    "plan vote": (
+        "The vote on the restore plan, run like a block's: proposal, prevotes, precommits. Its messages "
+        "are signed for their own fork id (plan vote, fork 1 is the vote on the plan that starts fork 1), "
+        "so a plan vote can never be taken for a block vote."),
+    "evidence": (
+        "What convicts a validator, all signed by it: two contradicting messages (equivocation; amnesia, "
+        "see amnesia evidence), "
+        "or a halt view against a certified header (view-contradicts-certified-header)."),
+    "view contradicts certified header": (
+        "Evidence: a validator signed a halt view claiming a state root at a height where the chain holds "
+        "a header with a commit certificate for another root. The signed view and the certificate convict it."),
+    "amnesia evidence": (
+        "Evidence: a precommit for one block and, in a later round, a prevote for another with no polka for "
+        "it in between: the validator forgot its lock."),
+    "equivocation": "Evidence: two different messages signed by one validator for one slot (fork, height, round, step).",
+    "lost": "In the diagram: a message the network dropped (drop_rate, or a partition).",
+    "pause": (
+        "The planned time the chain stays halted before the validators vote on the plan (response.pause_s; "
+        "six hours in paradex-2026)."),
+    "reproduce": "The command printed when a run fails: run it as printed to see the same run again.",
+    "glitch on chain": "Timeline: the first height at which a validator's own checks found the corrupted data on chain.",
+    "pause ends": "Timeline: the planned pause is over (response.pause_s after the halt); the validators exchange views.",
+    "views exchanged": "Timeline: every validator gossips its signed halt view; the plan is built from them.",
+    "plan rejected": (
+        "Timeline: honest validators prevoted nil on a proposed plan, because it did not match the plan "
+        "they recomputed from the views and their own chain (the reason is given)."),
+    "no certificate": "Timeline: no plan gathered more than two thirds of the power; nothing is restored.",
+    "no restore": "Timeline: a plan was certified, but no validator restored to its expected root.",
+    "chain stalled": "Timeline: a fault that outlasts the run (a partition, a crash) cut the quorum; the run ends there.",
+    "agreement broken": (
+        "Timeline: two certified blocks at one height: more than a third of the power was Byzantine, so BFT "
+        "promises nothing, and nothing sound can be restored."),
     "lamport diagram": (
         "The picture in the report: a lane per validator, time flowing down, an arrow for each message "
         "from the moment it is sent to the moment it arrives."),

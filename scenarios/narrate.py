@@ -12,21 +12,34 @@ from __future__ import annotations
 from typing import Callable
 
 from consensus.emergency import PLAN_FORK_BASE
+from scenarios.units import format_clock, format_duration, format_usd
 
-USD = 10**18
 DEVIATION_NOTE_BPS = 500  # a price reading gets a caption when on-chain and reference differ this much
 QUIET_GAP_S = 60.0  # a longer stretch of virtual time without events (the halt) is said in words
 MAX_LISTED = 5  # compensation payments captioned one by one; the rest are counted
+
+# What each reopening mode means, said when the market enters it.
+REOPENING_WORDS = {
+    "cancel-only": "only trades that reduce or close a position go through; keepers still liquidate",
+    "post-only": "the vault is the only maker and the book is thin: little flow moves the mark far from the index",
+    "open": "trading as usual; the reopening-harm audit pays what the restricted phases cost, in this block",
+}
+
+# The story's chapters; `--step` can skip to the next one (`p`).
+PHASE_TITLES = {
+    "chain": "the chain runs",
+    "halt": "the glitch, the alarm and the halt",
+    "emergency": "the emergency: signed views, the plan vote and its certificate",
+    "restore": "the restore",
+    "restart": "the restart on a new fork",
+}
+
+STEP_HELP = "(Enter: next caption, p: next phase, c: run to the end)"
 
 
 def shorten(value: str | None, length: int = 10) -> str:
     """The first `length` hex digits of a 0x-hex value and an ellipsis ('-' for None)."""
     return "-" if value is None else value[: length + 2] + "…"
-
-
-def format_usd(wei: int) -> str:
-    """An amount in wei (1e18 per USD) as dollars."""
-    return f"${wei / USD:,.2f}"
 
 
 NIL_REASONS = {
@@ -111,9 +124,10 @@ def _caption_plan_vote(event: dict) -> str:
 
 
 class Narrator:
-    """Turns events into captions as they are recorded; optionally waits for Enter after each."""
+    """Turns events into captions as they are recorded, chapter by chapter; optionally waits
+    after each for the reader's answer (see `on_answer`)."""
 
-    def __init__(self, write: Callable[[str], None], wait: Callable[[], None] | None = None):
+    def __init__(self, write: Callable[[str], None], wait: Callable[[], str | None] | None = None):
         self.write = write
         self.wait = wait
         self.scheduled: list[dict] = []  # partitions are known in advance: told when their time comes
@@ -122,6 +136,10 @@ class Narrator:
         self.compensations = 0
         self.told = 0
         self.last_t_s: float | None = None
+        self.phase = "chain"
+        self.reopening: dict[tuple[int, int], str] = {}  # (fork, first height) -> mode, from the restart
+        self.skip_to_phase = False  # `p`: no waiting until the phase changes
+        self.run_to_end = False  # `c`: no waiting again
 
     def on_event(self, event: dict) -> None:
         """Caption `event` if it matters (listener for `EventLog`)."""
@@ -132,8 +150,8 @@ class Narrator:
         if self.liquidations and (event["kind"] != "liquidation" or event["height"] != self.liquidations[0]["height"]):
             self._say_liquidations()
         if self.last_t_s is not None and event["t_s"] - self.last_t_s > QUIET_GAP_S:
-            self.write(f"... {event['t_s'] - self.last_t_s:,.0f} virtual seconds pass with the chain halted "
-                       f"(heights stand still, time does not)")
+            self.write(f"... {format_duration(event['t_s'] - self.last_t_s, precise=False)} of virtual time pass "
+                       f"with the chain halted (heights stand still, time does not)")
         self.last_t_s = max(event["t_s"], self.last_t_s or 0.0)
         while self.scheduled and self.scheduled[0]["t_s"] <= event["t_s"]:
             self._say(self.scheduled.pop(0))
@@ -149,9 +167,35 @@ class Narrator:
             self._say(event)
         self.scheduled = []
 
+    def get_phase(self, event: dict) -> str:
+        """The chapter `event` belongs to: chapters only move forward (a late plan-vote decision
+        told after another validator's restore stays in the restore's chapter)."""
+        phase = self._get_event_phase(event)
+        order = list(PHASE_TITLES)
+        rank = lambda p: order.index(p) if p in order else len(order)  # noqa: E731  (reopening modes last)
+        return phase if rank(phase) >= rank(self.phase) else self.phase
+
+    def _get_event_phase(self, event: dict) -> str:
+        kind, fork = event["kind"], event["fork"]
+        if kind in ("alarm", "halt") and self.phase == "chain":
+            return "halt"
+        if kind == "view" or fork >= PLAN_FORK_BASE or kind in ("plan", "certificate"):
+            return "emergency"
+        if kind == "restore":
+            return "restore"
+        if kind == "restart":
+            return "restart"
+        if kind == "commit" and (fork, event["height"]) in self.reopening:
+            return self.reopening[(fork, event["height"])]
+        return self.phase
+
     def caption(self, event: dict) -> str | None:
         """The caption of `event`, or None when it does not matter on its own."""
         kind = event["kind"]
+        if kind == "restart":
+            self.reopening = {(event["fork"], height): mode for height, mode in event.get("phases", ())}
+            modes = ", then ".join(f"{mode} from height {height}" for height, mode in event.get("phases", ()))
+            return caption_for(event) + (f"; trading reopens in phases: {modes}" if modes else "")
         if kind == "halt":
             self.halted.add((event["fork"], event["validator"]))
         if kind == "liquidation":
@@ -177,8 +221,12 @@ class Narrator:
             if reference and abs(event["onchain"] - reference) * 10_000 < DEVIATION_NOTE_BPS * reference:
                 return None
         if kind == "commit":
-            return f"height {event['height']} committed on fork {event['fork']} ({event['txs']} transactions), " \
+            text = f"height {event['height']} committed on fork {event['fork']} ({event['txs']} transactions), " \
                    f"state root {shorten(event['state_root'], 8)}"
+            mode = self.reopening.get((event["fork"], event["height"]))
+            if mode is not None:
+                text += f"; the market is now {mode}: {REOPENING_WORDS.get(mode, mode)}"
+            return text
         return caption_for(event)
 
     def _say_liquidations(self) -> None:
@@ -191,26 +239,40 @@ class Narrator:
         self.liquidations = []
 
     def _say(self, event: dict, text: str | None = None) -> None:
+        phase = self.get_phase(event)
+        if phase != self.phase:
+            self.phase, self.skip_to_phase = phase, False
+            self.write(f"== {PHASE_TITLES.get(phase, 'reopening: ' + phase)} ==")
         height = "-" if event["height"] is None else str(event["height"])
-        self.write(f"[{event['t_s']:>9.1f} s  h {height:>3}]  {text or caption_for(event)}")
+        self.write(f"[{format_clock(event['t_s'])}  h {height:>3}]  {text or caption_for(event)}")
         self.told += 1
-        if self.wait is not None:
-            self.wait()
+        if self.wait is not None and not self.run_to_end and not self.skip_to_phase:
+            self.on_answer(self.wait())
+
+    def on_answer(self, answer: str | None) -> None:
+        """What the reader typed after a caption: Enter (or anything else) the next caption,
+        `p` the next phase, `c` the end of the run."""
+        command = (answer or "").strip().lower()
+        if command == "c":
+            self.run_to_end = True
+        elif command == "p":
+            self.skip_to_phase = True
 
 
 def make_narrator(*, to_stderr: bool, step: bool) -> Narrator:
-    """A narrator printing to the terminal; with `step`, it waits for Enter after each caption
-    when stdin is a terminal (and never waits when it is not)."""
+    """A narrator printing to the terminal; with `step`, it waits after each caption when stdin
+    is a terminal (Enter: next caption, p: next phase, c: to the end), and never waits when
+    it is not."""
     import sys
 
     import click
 
     wait = None
     if step and sys.stdin.isatty():
-        def wait() -> None:
-            sys.stdin.readline()
+        def wait() -> str:
+            return sys.stdin.readline()
 
     narrator = Narrator(lambda line: click.echo(line, err=to_stderr), wait)
     if wait is not None:
-        narrator.write("(press Enter after each caption to go on)")
+        narrator.write(STEP_HELP)
     return narrator

@@ -15,6 +15,7 @@ from scenarios.inspect import finish_saved_run, inspect_run  # noqa: F401  (insp
 from scenarios.output import write_text_atomic
 from scenarios.runner import Run, run_forensics, run_scenario_once
 from scenarios.schema import Scenario
+from scenarios.terminal import render_summary  # noqa: F401  (re-exported: its old home)
 
 SCHEMA_VERSION = 1
 
@@ -241,109 +242,6 @@ def is_report_ok(report: dict) -> bool:
                for check in report["checks"].values())
 
 
-# ---------------------------------------------------------------- the terminal summary
-
-
-def _short(value: str | None, length: int = 18) -> str:
-    return "-" if value is None else (value if len(value) <= length else value[:length] + "…")
-
-
-def _usd(wei: int) -> str:
-    return f"${wei / 10**18:,.2f}"
-
-
-def render_summary(report: dict, console) -> None:
-    """The run as a teacher would show it: timeline, incident, certificate, ledgers, checks."""
-    from rich.table import Table
-
-    console.print(f"[bold]{report['scenario']}[/bold]  seed {report['seed']}  digest {report['digest']}")
-    byzantine = report["validators"]["byzantine"]
-    console.print(f"{report['validators']['count']} validators, total power {report['validators']['total_power']}; "
-                  + ("Byzantine: " + ", ".join(f"{b['index']} ({b['behaviour']})" for b in byzantine)
-                     if byzantine else "all honest"))
-    if report["checks"].get("agreement", {}).get("status") in ("failed", "exempt"):
-        console.print("[bold red]This run shows a split:[/bold red] honest validators decided different blocks "
-                      f"({report['checks']['agreement']['detail']}); nothing sound can be restored on a split "
-                      "chain, so the recovery was not attempted.")
-    timeline = Table(title="Timeline", show_lines=False)
-    for column in ("virtual time", "height", "event", "detail"):
-        timeline.add_column(column)
-    for entry in report["timeline"]:
-        timeline.add_row(f"{entry['time_s']:.1f} s", str(entry["height"] if entry["height"] is not None else "-"),
-                         entry["event"], entry["detail"])
-    console.print(timeline)
-    incident = report["incident"]
-    first_bad = incident["first_bad_height"] if incident["first_bad_height"] is not None else "not reached"
-    halt = incident["halt_height"] if incident["halt_height"] is not None else "not reached"
-    console.print(
-        f"Incident: {incident['market']} glitch first on chain at height {first_bad}, "
-        f"halt at {halt}; {incident['liquidations']} liquidations of "
-        f"{len(incident['liquidated_accounts'])} accounts before the halt.")
-    restore = report["restore"]
-    if restore:
-        cert = restore["certificate"]
-        console.print(
-            f"Restore: {restore['mode']} to height {restore['target_height']} "
-            f"(snapshot {_short(restore['snapshot_state_root'])}, expected {_short(restore['expected_state_root'])}); "
-            f"fork {restore['old_fork_id']} -> {restore['new_fork_id']}")
-        console.print(
-            f"Rollback certificate: plan {_short(cert['plan_hash'])} signed by validators {cert['signers']} "
-            f"(power {cert['power']} of {report['validators']['total_power']})")
-    else:
-        console.print("Restore: not reached (no rollback certificate was formed)")
-    rec = report["reconciliation"]
-    comp = report["compensation"]
-    if restore:
-        returned = restore.get("returned")
-        if returned:
-            console.print(f"The restore gave back {_usd(returned['total'])} of equity to {returned['accounts']} accounts "
-                          "liquidated inside the rolled-back window (reported, not paid: the rollback did it)")
-        reopening = report.get("reopening")
-        if reopening and reopening["phases"]:
-            phases = ", ".join(f"{p['mode']} from height {p['start_height']}" for p in reopening["phases"])
-            console.print(f"Reopening: {phases}; {reopening['liquidations']} liquidations of "
-                          f"{len(reopening['liquidated_accounts'])} accounts during the restricted phases")
-        console.print(f"Reconciliation: {len(rec['irreversible'])} withdrawals final on L1 inside the window, "
-                      f"{_usd(rec['total'])} settled into the bridge")
-        reasons = sorted({e["reason"] for e in comp["entries"]})
-        payers = sorted({e.get("payer", "the vault") for e in comp["entries"]}) or ["the vault"]
-        console.print(f"Compensation: {_usd(comp['total'])} to {comp['accounts']} accounts from {', '.join(payers)}"
-                      + (f" ({', '.join(reasons)})" if reasons else ""))
-    else:
-        console.print("Reconciliation and compensation: not reached")
-    if comp["entries"]:
-        top = Table(title="Top compensation")
-        top.add_column("account")
-        top.add_column("amount", justify="right")
-        top.add_column("why")
-        for entry in comp["entries"][:5]:
-            top.add_row(entry["account"], _usd(entry["amount"]), entry["reason"])
-        console.print(top)
-    restart = report.get("restart")
-    if restart:
-        console.print(f"After the restart (fork {restart['fork_id']} from height {restart['start_height']}): "
-                      f"{restart['liquidations']} liquidations of {len(restart['liquidated_accounts'])} accounts")
-    oracle = report["oracle"]
-    if oracle["stale_heights"]:
-        console.print(f"Stale feeds: heights {oracle['stale_heights'][0]}-{oracle['stale_heights'][1]} ran on pre-halt "
-                      f"prices: {oracle['trades_on_stale_prices']} trades, "
-                      f"{oracle['liquidations_on_stale_prices']} liquidations")
-    if report["forensics"]["culprits"]:
-        console.print(f"Forensics: validators {report['forensics']['culprits']} convicted by their signed messages")
-    checks = Table(title="Checks")
-    checks.add_column("check")
-    checks.add_column("status")
-    checks.add_column("detail")
-    shown = {"held": "[green]held[/green]", "exempt": "[yellow]exempt[/yellow]",
-             "failed": "[red]FAILED[/red]", "not_reached": "[red]not reached[/red]"}
-    for name, check in report["checks"].items():
-        checks.add_row(name, shown[check.get("status", "held" if check["ok"] else "failed")], check["detail"])
-    console.print(checks)
-    metrics = report["metrics"]
-    console.print(f"{metrics['blocks']} blocks, {metrics['txs']} transactions, {metrics['messages']} signed messages, "
-                  f"{metrics['virtual_s']:.0f} virtual s in {metrics['wall_s']:.1f} wall s")
-
-
 # ---------------------------------------------------------------- entry points
 
 
@@ -357,42 +255,48 @@ def format_unheld_checks(report: dict) -> str:
     return "; ".join(parts)
 
 
+def describe_outputs(*, json_path: str | None, events_path: str | None, html_path: str | None,
+                     data_dir: str | None) -> list[str]:
+    """One line per file or folder the run wrote, saying what it is and how to open it."""
+    lines = []
+    if json_path not in (None, "-"):
+        lines.append(f"wrote the JSON report: {json_path}")
+    if events_path is not None:
+        lines.append(f"wrote the event log: {events_path}")
+    if html_path is not None:
+        lines.append(f"wrote the page: {html_path} (open it in a browser)")
+    if data_dir is not None:
+        lines.append(f"saved the run: {data_dir} (l2sim report {data_dir}; l2sim inspect {data_dir} --height H)")
+    return lines
+
+
 def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | None, quiet: bool,
                  reproduce: str, events_path: str | None = None, html_path: str | None = None,
-                 narrate: bool = False, step: bool = False) -> bool:
-    """Run `scenario`, write the report, print the summary; True when every check held."""
+                 narrate: bool = False, step: bool = False, wei: bool = False) -> bool:
+    """Run `scenario`, write the report, print the summary (amounts in wei with `wei`) and
+    the paths written; True when every check held."""
     from rich.console import Console
 
     from scenarios.events import EventLog
     from scenarios.narrate import make_narrator
+    from scenarios.progress import make_progress
 
     console = Console(stderr=json_path == "-")
-    interactive = console.is_terminal and not quiet and not narrate
     log = EventLog() if events_path or html_path or data_dir or narrate else None
     narrator = make_narrator(to_stderr=json_path == "-", step=step) if narrate else None
     if narrator is not None:
         log.listener = narrator.on_event
     if not quiet:
         console.print(f"seed {scenario.seed}")
-    progress_bar = None
-    on_progress = None
-    if interactive:
-        from rich.progress import BarColumn, Progress, TextColumn
-
-        progress_bar = Progress(TextColumn("{task.fields[phase]:>8}"), BarColumn(),
-                                TextColumn("height {task.completed:.0f}/{task.total:.0f}"),
-                                TextColumn("t={task.fields[virtual]:.0f}s"), console=console, transient=True)
-        task = progress_bar.add_task("run", total=scenario.chain.heights, phase="chain", virtual=0.0)
-
-        def on_progress(phase: str, height: int, virtual_s: float) -> None:
-            progress_bar.update(task, completed=height, phase=phase, virtual=virtual_s)
-
-        progress_bar.start()
+    progress = make_progress(console, scenario.chain.heights, quiet=quiet, narrate=narrate)
+    if progress is not None:
+        progress.start()
     try:
-        run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=data_dir, progress=on_progress, events=log)
+        run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=data_dir, events=log,
+                                                   progress=None if progress is None else progress.on_progress)
     finally:
-        if progress_bar is not None:
-            progress_bar.stop()
+        if progress is not None:
+            progress.stop()
     if narrator is not None:
         narrator.finish()
     report = build_report(run, virtual_s, wall_s)
@@ -411,7 +315,10 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
 
         save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=None)
     if not quiet:
-        render_summary(report, console)
+        render_summary(report, console, wei=wei)
+        for line in describe_outputs(json_path=json_path, events_path=events_path, html_path=html_path,
+                                     data_dir=data_dir):
+            console.print(line, soft_wrap=True)
     if not ok:
         # Plain text, never wrapped: the last thing said is the command that replays the failure.
         sys.stderr.write(f"l2sim: {format_unheld_checks(report)} (seed {scenario.seed}); "

@@ -750,7 +750,8 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
                             observer=rec.get_observer())
     box.append(sim)
     rec.note("restart", start_s, start_height, f"fork {fork_id}")
-    rec.emit("restart", start_s, fork_id, start_height, new_fork=fork_id)
+    rec.emit("restart", start_s, fork_id, start_height, new_fork=fork_id,
+             phases=[[height, mode] for height, mode in recovery.reopening_phases])
     for entry in sorted(recovery.compensation, key=lambda e: (-e.amount, e.account)):
         rec.emit("compensation", start_s, fork_id, start_height, account=entry.account, amount=entry.amount,
                  reason=entry.reason)

@@ -111,17 +111,27 @@ class Shrinker:
     """The search: candidates evaluated in parallel on a pool, each at most once, within limits."""
 
     def __init__(self, *, pool: Any, base_json: dict[str, Any], identity: dict[str, Any], small: bool,
-                 failure: Failure, seed: int, limits: ShrinkLimits):
+                 failure: Failure, seed: int, limits: ShrinkLimits, say: Callable[[str], None] = print):
         self.pool, self.base_json, self.identity, self.small = pool, base_json, identity, small
-        self.failure, self.seed, self.limits = failure, seed, limits
+        self.failure, self.seed, self.limits, self.say = failure, seed, limits, say
         self.started = time.monotonic()
         self.candidates = 0
         self.known: dict[str, bool] = {}
+        self.stopped_at: str | None = None  # the bound that refused a candidate, in words
 
     def is_out_of_budget(self) -> bool:
-        """True when no further candidate may start."""
-        return (self.candidates >= self.limits.max_candidates
-                or time.monotonic() - self.started >= self.limits.max_seconds)
+        """True when no further candidate may start (the bound reached is kept, to be told)."""
+        bound = self.get_bound()
+        self.stopped_at = self.stopped_at or bound
+        return bound is not None
+
+    def get_bound(self) -> str | None:
+        """The bound reached (`--max-candidates 200`, `--max-seconds 600`), or None."""
+        if self.candidates >= self.limits.max_candidates:
+            return f"--max-candidates {self.limits.max_candidates}"
+        if time.monotonic() - self.started >= self.limits.max_seconds:
+            return f"--max-seconds {self.limits.max_seconds:g}"
+        return None
 
 
     def evaluate(self, batch: Sequence[Mapping[str, Any]]) -> list[bool]:
@@ -130,15 +140,32 @@ class Shrinker:
         for overrides in batch:
             scenario = make_candidate(self.base_json, self.identity, overrides, small=self.small)
             texts.append(None if scenario is None else scenario.model_dump_json())
-        todo = []
-        for text in texts:
-            if text is not None and text not in self.known and text not in todo and not self.is_out_of_budget():
-                todo.append(text)
-                self.candidates += 1
+        todo, labels = [], []
+        for overrides, text in zip(batch, texts):
+            if text is None or text in self.known or text in todo:
+                continue
+            bound = self.get_bound()
+            if bound is not None:
+                self.stopped_at = self.stopped_at or bound
+                continue
+            todo.append(text)
+            self.candidates += 1
+            labels.append(f"candidate {self.candidates}: {describe_candidate(overrides)}")
         for position, outcome in self.pool.run_all([(text, self.seed) for text in todo]):
-            self.known[todo[position]] = outcome.result is not None and self.failure.is_reproduced_by(
-                outcome.result["report"])
+            fails = outcome.result is not None and self.failure.is_reproduced_by(outcome.result["report"])
+            self.known[todo[position]] = fails
+            verdict = "still fails the same way" if fails else (
+                "does not fail the same way" if outcome.result is not None else f"did not run ({outcome.error})")
+            self.say(f"{labels[position]}: {verdict} "
+                     f"({time.monotonic() - self.started:.0f} s)")
         return [text is not None and self.known.get(text, False) for text in texts]
+
+
+def describe_candidate(overrides: Mapping[str, Any], width: int = 110) -> str:
+    """A candidate by what it sets over the base, cut to `width` characters."""
+    options = format_set_options(overrides)
+    text = "; ".join(options) if options else "the base alone"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def make_candidate(base_json: Mapping[str, Any], identity: Mapping[str, Any], overrides: Mapping[str, Any], *,
@@ -312,7 +339,7 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
             say(f"l2sim: shrink: check {check} is {status} on the original with seed {seed}: nothing to shrink")
             return False
         shrinker = Shrinker(pool=pool, base_json=base_json, identity=identity, small=small,
-                            failure=Failure.of(report, check), seed=seed, limits=limits)
+                            failure=Failure.of(report, check), seed=seed, limits=limits, say=say)
         shrinker.known[first.model_dump_json()] = True
         say(f"seed {seed}: {check} is {status} on the original; {len(items)} differences from the base")
         kept = minimise_items(shrinker, items, lambda subset: compute_overrides(subset, original, {}, base))
@@ -341,7 +368,11 @@ def shrink_scenario(scenario: str, *, check: str, seed: int | None, overrides: M
             f"{format_value(_original_value(original, path))} both fail the same way)")
     for option in format_set_options(final):
         say(f"kept: {option.replace('=', ' = ', 1)}")
-    say(f"{shrinker.candidates} candidates run in {time.monotonic() - shrinker.started:.0f} s; "
+    if shrinker.stopped_at is not None:
+        say(f"stopped at {shrinker.stopped_at}: the scenario written fails the same way, but a smaller one may "
+            "exist (raise the bound to look further)")
+    say(f"{shrinker.candidates} candidate{'' if shrinker.candidates == 1 else 's'} run in "
+        f"{time.monotonic() - shrinker.started:.0f} s; "
         f"wrote {out_path}; reproduce with: l2sim run {out_path}{small_flag}")
     return True
 

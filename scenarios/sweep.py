@@ -26,7 +26,7 @@ import json
 import logging
 import multiprocessing
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import as_completed as futures_as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios.api import format_reproduce
+from scenarios.checks import order_checks
 from scenarios.errors import InvalidValueError, OutputPathError, ScenarioError, UsedDataDirError, format_value
 from scenarios.loader import format_set_options, load_scenario, parse_set_options
 from scenarios.seeds import derive_seed
@@ -465,11 +466,8 @@ def _run_sweep_held(plan: SweepPlan, out_dir: str, *, workers: int | None, sched
                     result.errors[task.index] = error
                 if on_progress is not None:
                     on_progress(len(records) + len(result.errors), len(plan.tasks))
-    checks: list[str] = []
-    for task in plan.tasks:  # columns in the order the reports give them, first run first
-        for name in records[task.index]["report"]["checks"] if task.index in records else ():
-            if name not in checks:
-                checks.append(name)
+    # One column order whatever order runs finished in or came back from disk (sorted-key JSON).
+    checks = order_checks(name for record in records.values() for name in record["report"]["checks"])
     result.rows = [compute_row(t, plan, records.get(t.index), result.errors.get(t.index), checks) for t in plan.tasks]
     write_text_atomic(directory / CSV_NAME, render_csv(result.rows))
     write_text_atomic(directory / HTML_NAME, render_summary_html(plan, result.rows, checks))
@@ -482,6 +480,9 @@ CHART_W, CHART_H, CHART_PAD = 420, 180, 44
 CHART_TITLES = {"held": "fraction of runs whose checks held", "liquidated_accounts": "liquidated accounts",
                 "halt_height": "halt height", "certificate_power": "certificate power",
                 "compensation_total": "compensation total (USD)"}
+DISTRIBUTION_METRICS = ("liquidated_accounts", "compensation_total", "certificate_power", "halt_height")
+MAX_LABEL_CHARS = 14  # a longer value is drawn as a short name (v1, v2, ...) and spelled out in a legend
+MAX_BINS = 10
 
 
 def _number(cell: str) -> float | None:
@@ -491,9 +492,15 @@ def _number(cell: str) -> float | None:
         return None
 
 
+def _open_svg() -> list[str]:
+    return [f'<svg class="chart" width="{CHART_W}" height="{CHART_H}" viewBox="0 0 {CHART_W} {CHART_H}" '
+            'xmlns="http://www.w3.org/2000/svg">']
+
+
 def draw_chart(labels: Sequence[str], series: Sequence[Sequence[float]], *, bars: bool) -> str:
     """An SVG chart, one column per label: each run a dot and the mean a line (or, with `bars`, the mean a bar).
 
+    A label with an empty column (no run of it ran) draws nothing: a missing run is not a zero.
     Integer coordinates in a fixed order, so the same rows give the same bytes."""
     from markupsafe import escape
 
@@ -507,15 +514,15 @@ def draw_chart(labels: Sequence[str], series: Sequence[Sequence[float]], *, bars
     def y(v: float) -> int:
         return round(CHART_H - CHART_PAD + (v / top) * -(CHART_H - 2 * CHART_PAD + 20))
 
-    parts = [f'<svg class="chart" width="{CHART_W}" height="{CHART_H}" viewBox="0 0 {CHART_W} {CHART_H}" '
-             'xmlns="http://www.w3.org/2000/svg">',
+    parts = [*_open_svg(),
              f'<line class="axis" x1="{CHART_PAD}" y1="{y(0)}" x2="{CHART_W - 8}" y2="{y(0)}"/>',
              f'<text class="tick" x="4" y="{y(top) + 4}">{escape(_format_number(top))}</text>',
              f'<text class="tick" x="4" y="{y(0) + 4}">0</text>']
     means = []
     for i, (label, column) in enumerate(zip(labels, series, strict=True)):
-        parts.append(f'<text class="tick" x="{x(i)}" y="{CHART_H - 14}" text-anchor="middle">{escape(label[:18])}</text>')
+        parts.append(f'<text class="tick" x="{x(i)}" y="{CHART_H - 14}" text-anchor="middle">{escape(label)}</text>')
         if not column:
+            parts.append(f'<text class="tick missing" x="{x(i)}" y="{y(0) - 6}" text-anchor="middle">no run</text>')
             continue
         mean = sum(column) / len(column)
         means.append((x(i), y(mean)))
@@ -534,35 +541,94 @@ def draw_chart(labels: Sequence[str], series: Sequence[Sequence[float]], *, bars
     return "".join(parts)
 
 
+def draw_histogram(values: Sequence[float]) -> str:
+    """An SVG histogram of `values` (one run each): up to MAX_BINS equal bins from the least to the most,
+    each bar's height its count; the median marked. Integer coordinates, so the same values give the same bytes."""
+    from markupsafe import escape
+
+    low, high = min(values), max(values)
+    bins = 1 if high == low else min(MAX_BINS, len(set(values)))
+    width = (high - low) / bins or 1.0
+    counts = [0] * bins
+    for v in values:
+        counts[min(bins - 1, int((v - low) / width))] += 1
+    top = max(counts)
+    bar_w = (CHART_W - 2 * CHART_PAD) / bins
+    base = CHART_H - CHART_PAD
+
+    def height(count: int) -> int:
+        return round(count / top * (CHART_H - 2 * CHART_PAD))
+
+    parts = [*_open_svg(), f'<line class="axis" x1="{CHART_PAD}" y1="{base}" x2="{CHART_W - 8}" y2="{base}"/>',
+             f'<text class="tick" x="4" y="{base - height(top) + 4}">{top}</text>',
+             f'<text class="tick" x="4" y="{base + 4}">0</text>']
+    for i, count in enumerate(counts):
+        left = round(CHART_PAD + i * bar_w)
+        edge = low + i * width
+        title = f"{count} run{'' if count == 1 else 's'} from {_format_number(edge)} to {_format_number(edge + width)}"
+        parts.append(f'<rect class="hist" x="{left + 1}" y="{base - height(count)}" width="{max(2, round(bar_w) - 2)}" '
+                     f'height="{height(count)}" data-count="{count}"><title>{escape(title)}</title></rect>')
+    ordered = sorted(values)
+    median = (ordered[(len(ordered) - 1) // 2] + ordered[len(ordered) // 2]) / 2
+    mx = round(CHART_PAD + (median - low) / (width * bins) * (CHART_W - 2 * CHART_PAD)) if high > low else CHART_W // 2
+    parts += [f'<line class="median" x1="{mx}" y1="{CHART_PAD - 10}" x2="{mx}" y2="{base}"/>',
+              f'<text class="tick" x="{CHART_PAD}" y="{CHART_H - 14}">{escape(_format_number(low))}</text>',
+              f'<text class="tick" x="{CHART_W - 8}" y="{CHART_H - 14}" text-anchor="end">'
+              f'{escape(_format_number(high))}</text>',
+              f'<text class="tick" x="{mx}" y="{CHART_PAD - 14}" text-anchor="middle">median '
+              f'{escape(_format_number(median))}</text>', "</svg>"]
+    return "".join(parts)
+
+
 def _format_number(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 100 or v == int(v) else f"{v:.2f}"
 
 
+def _metric_values(rows: Iterable[Mapping[str, str]], metric: str) -> list[float]:
+    """The metric's numbers over the rows that ran and have it; compensation in dollars, not wei."""
+    scale = 1e18 if metric == "compensation_total" else 1.0
+    numbers = (_number(r[metric]) for r in rows if r["ok"] and r[metric])
+    return [n / scale for n in numbers if n is not None]
+
+
 def compute_charts(plan: SweepPlan, rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
-    """Per varied key: its values and, for each metric and for the held fraction, one chart."""
+    """Per varied key: its values (a legend for long ones, runs that ran and did not), and per metric and
+    for the held fraction one chart. A sweep over seeds only gets one section: each metric's distribution."""
+    from markupsafe import Markup
+
     ran = [r for r in rows if r["ok"]]
     sections = []
     for key in plan.varied:
-        labels: list[str] = []
+        values: list[str] = []
         for r in rows:
-            if r[key] not in labels:
-                labels.append(r[key])
+            if r[key] not in values:
+                values.append(r[key])
+        short = any(len(v) > MAX_LABEL_CHARS for v in values)
+        labels = [f"v{i + 1}" if short else v for i, v in enumerate(values)]
+        legend = [{"label": label, "value": value, "ran": sum(1 for r in ran if r[key] == value),
+                   "missing": sum(1 for r in rows if r[key] == value and not r["ok"])}
+                  for label, value in zip(labels, values, strict=True)]
         charts = []
         for metric in ("held", *METRIC_COLUMNS):
             series = []
-            for label in labels:
-                column = [r for r in ran if r[key] == label]
+            for value in values:
+                column = [r for r in ran if r[key] == value]
                 if metric == "held":
                     series.append([1.0 if r["ok"] == "true" else 0.0 for r in column])
                 else:
-                    numbers = [_number(r[metric]) for r in column if r[metric]]
-                    scale = 1e18 if metric == "compensation_total" else 1.0
-                    series.append([n / scale for n in numbers if n is not None])
-            from markupsafe import Markup
-
+                    series.append(_metric_values(column, metric))
             charts.append({"title": CHART_TITLES[metric],
                            "svg": Markup(draw_chart(labels, series, bars=metric == "held"))})
-        sections.append({"key": key, "charts": charts})
+        sections.append({"key": key, "title": f"By {key}", "legend": legend, "charts": charts,
+                         "note": "Each dot is one run; the line joins the means. The green bars are the fraction "
+                                 "of runs whose checks all held."})
+    if not plan.varied and ran:
+        charts = [{"title": f"{CHART_TITLES[metric]}: {len(values)} runs",
+                   "svg": Markup(draw_histogram(values))}
+                  for metric in DISTRIBUTION_METRICS if (values := _metric_values(ran, metric))]
+        sections.append({"key": "seed", "title": "Across seeds", "legend": [], "charts": charts,
+                         "note": "Each bar counts the runs (one per seed) whose value falls in its range; "
+                                 "the line marks the median. Runs that did not run are not counted."})
     return sections
 
 

@@ -5,6 +5,7 @@ can sign a rollback certificate (`certificate` is not reached); around it, fault
 not matter: a crash that restarts after five seconds, a drop rate, and a short partition.
 """
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def test_the_planted_cause_is_all_that_is_left(planted, tmp_path):
     assert sorted(c["node"] for c in shrunk["network"]["crashes"]) == [2, 3]
     assert all("restart_s" not in c for c in shrunk["network"]["crashes"])
     said = "\n".join(lines)
+    assert any(re.match(r"candidate \d+: .*: (still|does not) fail", line) for line in lines)
+    assert not any(line.startswith("stopped at") for line in lines)  # finished well within its bounds
     for removed in ("network.drop_rate", "network.partitions[0]", "network.crashes[0]"):
         assert f"removed: {removed}" in said
     assert "could be anything: network.crashes[1].at_s" in said
@@ -117,6 +120,9 @@ def test_the_candidate_bound_is_kept_and_a_file_still_written(planted, tmp_path)
     lines: list[str] = []
     assert shrink_scenario(str(planted), check="certificate", seed=None, overrides={}, small=True, out_path=str(out),
                            workers=1, limits=ShrinkLimits(max_candidates=1), say=lines.append)
-    assert "1 candidates run" in lines[-1]
+    assert "1 candidate run" in lines[-1]
+    assert sum(line.startswith("candidate 1: ") for line in lines) == 1  # each candidate is told as it ends
+    assert not any(line.startswith("candidate 2") for line in lines)
+    assert lines[-2].startswith("stopped at --max-candidates 1: ")  # the bound is named, not a silent stop
     shrunk = tomllib.loads(out.read_text())  # nothing could be tried: every fault is still there
     assert len(shrunk["network"]["crashes"]) == 3 and shrunk["network"]["drop_rate"] == 0.01

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -26,11 +27,15 @@ from click.testing import CliRunner
 import scenarios
 from scenarios.cli import main
 from scenarios.loader import format_set_options, parse_set_options
+from scenarios.checks import get_promised_checks, order_checks
 from scenarios.sweep import (
     CSV_NAME,
     RUNS_DIR,
+    SweepPlan,
+    compute_charts,
     parse_sweep_options,
     plan_sweep,
+    render_summary_html,
     run_sweep,
     split_values,
 )
@@ -55,8 +60,11 @@ def _rows(text: str) -> list[dict]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def _without_wall(text: str) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "wall_s"} for row in _rows(text)]
+def _without_wall(text: str) -> list[list[str]]:
+    """The CSV's header and rows, in their column order, without the one column that may differ: wall seconds."""
+    lines = list(csv.reader(io.StringIO(text)))
+    wall = lines[0].index("wall_s")
+    return [line[:wall] + line[wall + 1:] for line in lines]
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +224,59 @@ _TOML_VALUES = st.recursive(_TOML_SCALARS, lambda inner: st.one_of(
 def test_any_values_written_as_toml_and_joined_by_commas_come_back(values):
     texts = [format_set_options({"k": v})[0].partition("=")[2] for v in values]
     assert parse_sweep_options([f"network.drop_rate={','.join(texts)}"]) == {"network.drop_rate": values}
+
+
+# ----------------------------------------------------------------------------- summary.html and column order
+
+
+def test_check_columns_keep_one_order_however_the_reports_list_them():
+    promised = get_promised_checks("full-rollback")
+    assert order_checks(sorted(promised)) == list(promised)
+    assert order_checks(["zz_new", *reversed(promised), "aa_new"]) == [*promised, "aa_new", "zz_new"]
+
+
+def _summary_rows(values: list[tuple[str, str, str]], key: str | None) -> list[dict]:
+    """Rows as compute_row makes them: (value of key, ok, liquidated_accounts); ok "" = did not run."""
+    rows = []
+    for i, (value, ok, liquidated) in enumerate(values):
+        row = {"run": str(i), "scenario": "s", "seed": str(i), "ok": ok, "check.halt": "held" if ok else "",
+               "digest": "", "liquidated_accounts": liquidated if ok else "", "halt_height": "45" if ok else "",
+               "certificate_power": "3" if ok else "", "compensation_total": str(10**18 * (i + 1)) if ok else "",
+               "wall_s": "", "error": "" if ok else "lost", "reproduce": f"l2sim run s --seed {i}"}
+        if key is not None:
+            row[key] = value
+        rows.append(row)
+    return rows
+
+
+def _plan_of(key: str | None) -> SweepPlan:
+    keys = (key,) if key else ()
+    return SweepPlan(scenario="s", keys=keys, varied=keys, tasks=(), code_version="test")
+
+
+def test_summary_spells_out_long_values_and_does_not_plot_runs_that_did_not_run():
+    key = "validators.byzantine"
+    long_value = '[{ index = 0, behaviour = "equivocate" }]'
+    rows = _summary_rows([(long_value, "true", "7"), (long_value, "", ""), ("[]", "true", "5"), ("[]", "", "")],
+                         key)
+    html = render_summary_html(_plan_of(key), rows, ["halt"])
+    assert html.count(long_value.replace('"', "&#34;")) >= 1  # whole, in the legend
+    assert "[{ index = 0, beha" not in html.replace(long_value.replace('"', "&#34;"), "")
+    assert ">v1<" in html and ">v2<" in html
+    liquidations = next(c["svg"] for c in compute_charts(_plan_of(key), rows)[0]["charts"]
+                        if c["title"] == "liquidated accounts")
+    assert liquidations.count("<circle") == 2  # the two runs that ran, not the two that did not
+    legend = compute_charts(_plan_of(key), rows)[0]["legend"]
+    assert [(v["ran"], v["missing"]) for v in legend] == [(1, 1), (1, 1)]
+
+
+def test_a_sweep_over_seeds_only_plots_each_metric_across_seeds():
+    rows = _summary_rows([("", "true", n) for n in ("170", "174", "181", "174", "190")] + [("", "", "")], None)
+    sections = compute_charts(_plan_of(None), rows)
+    assert [s["title"] for s in sections] == ["Across seeds"]
+    charts = {c["title"].partition(":")[0]: str(c["svg"]) for c in sections[0]["charts"]}
+    assert set(charts) == {"liquidated accounts", "compensation total (USD)", "certificate power", "halt height"}
+    counts = [int(c) for c in re.findall(r'data-count="(\d+)"', charts["liquidated accounts"])]
+    assert sum(counts) == 5 and len(counts) == 4  # five runs that ran, four distinct values
+    assert "median 174" in charts["liquidated accounts"]
+    assert sum(int(c) for c in re.findall(r'data-count="(\d+)"', charts["halt height"])) == 5
