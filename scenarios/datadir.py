@@ -190,7 +190,19 @@ def _describe(entries: list[Path]) -> str:
 
 
 def check_data_dir(path: str, *, force: bool, option: str = "--data-dir",
-                   force_hint: str = "pass --force to replace it") -> None:
+                   force_hint: str = "pass --force to replace it", name_holder: bool = True) -> None:
+    """`check_data_dir_content`, except that a directory another process holds is refused
+    naming that process (`name_holder=False` inside one's own lock)."""
+    try:
+        check_data_dir_content(path, force=force, option=option, force_hint=force_hint)
+    except UsedDataDirError:
+        if name_holder:
+            raise_if_held(Path(path) / LOCK_NAME, target=path, option=option)  # a run being written: say whose
+        raise
+
+
+def check_data_dir_content(path: str, *, force: bool, option: str = "--data-dir",
+                           force_hint: str = "pass --force to replace it") -> None:
     """Refuse, without changing anything, a data directory a run may not write into.
 
     New (its parent exists) or empty: fine. Holding a saved run and nothing else: only with
@@ -225,17 +237,13 @@ def claim_data_dir(path: str, *, force: bool, option: str = "--data-dir") -> Ite
     the saved run in it removed first). Refusals are typed errors; nothing is written then,
     except in a directory that was new or held only a run."""
     directory = Path(path)
-    try:
-        check_data_dir(path, force=force, option=option)
-    except UsedDataDirError:
-        raise_if_held(directory / LOCK_NAME, target=path, option=option)  # a run being written: say whose
-        raise
+    check_data_dir(path, force=force, option=option)
     try:
         directory.mkdir(exist_ok=True)
     except OSError as error:
         raise OutputPathError(f"cannot be made: {error.strerror}", file=path, field=option) from None
     with hold_lock(directory / LOCK_NAME, target=path, option=option):
-        check_data_dir(path, force=force, option=option)  # again: what it holds may have changed meanwhile
+        check_data_dir_content(path, force=force, option=option)  # again: it may have changed meanwhile
         for entry in get_entries(directory):
             entry.unlink()  # every entry is a run's own file (checked just above)
         yield

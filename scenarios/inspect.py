@@ -78,7 +78,8 @@ def _write_json(path: Path, data: dict) -> None:
 
 def start_saved_run(data_dir: str, scenario: Scenario) -> None:
     """Claim `data_dir` for a run of `scenario`: it must be new or empty; the manifest is written first."""
-    check_data_dir(data_dir, force=False, option="data_dir", force_hint="remove it or choose another directory")
+    check_data_dir(data_dir, force=False, option="data_dir", force_hint="remove it or choose another directory",
+                   name_holder=False)  # the caller may hold its lock
     Path(data_dir).mkdir(exist_ok=True)
     _write_json(Path(data_dir) / MANIFEST_NAME, compute_start_manifest(scenario))
 

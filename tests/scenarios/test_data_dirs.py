@@ -119,7 +119,8 @@ def test_a_held_data_dir_is_refused_naming_the_holder(tmp_path):
             with pytest.raises(DataDirLockedError, match=rf"in use by another l2sim process \(pid {os.getpid()}\)"):
                 with claim_data_dir(str(directory), force=force):
                     pass
-        assert_refused(invoke("run", "paradex-2026", "--data-dir", str(directory), "--force"), f"pid {os.getpid()}")
+            assert_refused(invoke("run", "paradex-2026", "--data-dir", str(directory), *["--force"] * force),
+                           f"pid {os.getpid()}")
         assert (directory / "run.json").read_text() == MANIFEST
 
 
