@@ -9,7 +9,10 @@ A saved run is a directory holding:
   says what it is.
 - `chain.sqlite`, the node store and every validator's chain view (one transaction a block).
 - `journal-N.sqlite`, each validator's vote journal.
-- `report.json`, the JSON report, once the run has finished.
+- `report.json`, the JSON report, and `events.jsonl`, the event log, once the run has
+  finished; the manifest says `finished` only after both are in place.
+
+Who may write the directory, and what `--force` removes from it, is `scenarios.datadir`'s.
 
 Reading never changes the files: the chain store is opened read-only, so a run still being
 written, or killed half way, reads at every height it committed.
