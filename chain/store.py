@@ -9,7 +9,8 @@ snapshot is nothing but a root. Two stores:
   transaction per `commit()` (once per block), so a crash loses at most the block in flight
   and never leaves half a block. Reopened after a restart, every committed root is readable.
   `read_only=True` opens a saved run for reading (even while its run still writes): the file
-  is never created, changed or switched to WAL, and a file that is not an l2sim store is refused.
+  is never created, changed or switched to WAL, and a file that is not an l2sim store is refused;
+  `immutable=True` reads a finished one without locks or side files.
 
 Both also keep keccak preimages (hashed address -> address, hashed slot -> slot) so that a
 diff can name the accounts and slots it finds, and a small key/value table for the chain
@@ -117,13 +118,13 @@ class SQLiteStore(MemoryStore):
     immutable, so the cache never goes stale.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, immutable: bool = False) -> None:
         super().__init__()
         self.path = str(path)
-        self.read_only = read_only
+        self.read_only = read_only or immutable
         try:
-            if read_only:
-                self._db = _connect_read_only(self.path)
+            if self.read_only:
+                self._db = _connect_read_only(self.path, immutable=immutable)
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
                 self._db.execute("PRAGMA journal_mode=WAL")
@@ -132,7 +133,7 @@ class SQLiteStore(MemoryStore):
             row = self._db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as error:
             raise StoreError(self.path, f"not an l2sim store ({error})") from None
-        if row is None and read_only:
+        if row is None and self.read_only:
             raise StoreError(self.path, "not an l2sim store (no format record)")
         if row is None:
             self._db.execute("INSERT INTO meta VALUES ('format', ?)", (_FORMAT,))
@@ -272,11 +273,12 @@ class SQLiteStore(MemoryStore):
         return count + sum(1 for v in self._pending_nodes.values() if v is not _DELETED)
 
 
-def _connect_read_only(path: str) -> sqlite3.Connection:
-    """A connection that can only read `path` (`mode=ro`): no file created, no schema, no pragma."""
+def _connect_read_only(path: str, *, immutable: bool) -> sqlite3.Connection:
+    """A connection that can only read `path` (`mode=ro`): no file created, no schema, no pragma.
+    `immutable` (a file no process writes any more) also takes no lock and opens no -shm/-wal file."""
     if not Path(path).is_file():
         raise StoreError(path, "no such file")
-    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro"
+    uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro" + ("&immutable=1" if immutable else "")
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
 
 

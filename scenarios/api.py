@@ -23,10 +23,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from scenarios.errors import InvalidValueError, OutOfRangeError, UsedDataDirError, format_value
 from chain.files import get_user_cache_dir
+from scenarios.datadir import claim_optional_data_dir
+from scenarios.errors import InvalidValueError, OutOfRangeError, UsedDataDirError, WrongTypeError, format_value
 from scenarios.loader import dump_scenario, format_set_options, load_scenario, load_scenario_table
-from scenarios.output import check_output_file, write_text_atomic
+from scenarios.output import check_output_paths, get_path_argument, write_text_atomic
 from scenarios.report_model import Report
 from scenarios.schema import MAX_SEED, Scenario
 
@@ -42,6 +43,11 @@ def load(
 ) -> Scenario:
     """The resolved, validated scenario: defaults filled in, `extends` followed, then the small
     preset and `overrides` applied."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise WrongTypeError(f"{format_value(repr(overrides))} is not a mapping of dotted keys to values",
+                             field="overrides", value=overrides)
+    if not isinstance(small, bool):
+        raise WrongTypeError(f"{format_value(repr(small))} is not true or false", field="small", value=small)
     if isinstance(scenario, Scenario):
         if not overrides and not small:
             return scenario
@@ -77,26 +83,27 @@ def run(
             raise OutOfRangeError(f"{format_value(seed)} is not an integer in 0..{MAX_SEED}", field="seed", value=seed)
         resolved = resolved.model_copy(update={"seed": seed})
 
-    if events is not None:
-        check_output_file(os.fspath(events), "events")
+    data_path = get_path_argument(data_dir, "data_dir")
+    events_path = get_path_argument(events, "events")
+    check_output_paths({"events": events_path}, data_dir=data_path, data_dir_option="data_dir")
 
     from scenarios.events import EventLog, write_events
     from scenarios.inspect import finish_saved_run
     from scenarios.report import build_report  # the runner loads the chain: only running needs it
     from scenarios.runner import run_scenario_once
 
-    data_path = None if data_dir is None else os.fspath(data_dir)
     log = EventLog() if events is not None or data_path is not None else None
-    done, virtual_s, wall_s = run_scenario_once(resolved, data_dir=data_path, events=log)
-    try:
-        data = build_report(done, virtual_s, wall_s)
-    finally:
-        if data_path is not None:
-            done.store.close()
+    with claim_optional_data_dir(data_path, force=False, option="data_dir"):
+        done, virtual_s, wall_s = run_scenario_once(resolved, data_dir=data_path, events=log)
+        try:
+            data = build_report(done, virtual_s, wall_s)
+        finally:
+            if data_path is not None:
+                done.store.close()
+        if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
+            finish_saved_run(data_path, data, {n.index: n.view.history.height for n in done.nodes},
+                             log.get_ordered())
     report = Report.model_validate(data)
-    if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
-        finish_saved_run(data_path, data, {n.index: n.view.history.height for n in done.nodes})
-        write_events(log.get_ordered(), Path(data_path) / "events.jsonl")
     if events is not None:
         write_events(log.get_ordered(), events)
     if not report.ok:

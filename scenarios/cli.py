@@ -39,7 +39,9 @@ from scenarios.loader import (
     load_scenario,
     parse_set_options,
 )
-from scenarios.output import check_data_dir, check_output_file, prepare_data_dir
+from scenarios.datadir import check_data_dir, claim_optional_data_dir, claim_output_file
+from scenarios.interrupt import stop_on_signals
+from scenarios.output import check_output_paths, get_scenario_files
 from scenarios.schema import MAX_SEED, scenario_json_schema
 
 EXIT_OK = 0
@@ -63,7 +65,8 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with stop_on_signals():  # Ctrl-C anywhere: one line, exit 130 (a run says more)
+                return super().invoke(ctx)
         except (ScenarioError, ChainError) as e:
             _echo_error(str(e))
         except click.exceptions.NoArgsIsHelpError:
@@ -177,11 +180,8 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
     # Every path is checked before anything changes on disk, and before the run.
     if data_dir is not None:
         check_data_dir(data_dir, force=force)
-    for option, path in (("--json", json_path), ("--events", events_path), ("--html", html_path)):
-        if path is not None:
-            check_output_file(path, option)
-    if data_dir is not None:
-        prepare_data_dir(data_dir, force=force)
+    check_output_paths({"--json": json_path, "--events": events_path, "--html": html_path}, data_dir=data_dir,
+                       inputs=get_scenario_files(scenario))
 
     from scenarios.report import run_scenario  # the runner loads the chain; only `run` needs it
 
@@ -189,19 +189,20 @@ def run_command(scenario: str, seed: int | None, json_path: str | None, data_dir
     # Only the teaching options given are passed on (the runner's defaults stand for the rest).
     teaching = {name: value for name, value in (("events_path", events_path), ("html_path", html_path),
                                                 ("narrate", narrate), ("step", step), ("wei", wei)) if value}
-    try:
-        is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet, reproduce=reproduce,
-                             **teaching)
-    except AssertionError as error:
-        # A bug in l2sim, not bad input: loud (a bare assert keeps its traceback), and the last
-        # line is the seed and the command that replays it.
-        if not isinstance(error, RunFailed):
-            traceback.print_exc()
-        reason = str(error) or type(error).__name__
-        if not (isinstance(error, RunFailed) and error.seed is not None):
-            reason += f" (seed {resolved.seed})"
-        _echo_error(f"internal error: {reason}; reproduce with: {reproduce}")
-        is_ok = False
+    with claim_optional_data_dir(data_dir, force=force), stop_on_signals(saved_in=data_dir):
+        try:
+            is_ok = run_scenario(resolved, json_path=json_path, data_dir=data_dir, quiet=quiet,
+                                 reproduce=reproduce, **teaching)
+        except AssertionError as error:
+            # A bug in l2sim, not bad input: loud (a bare assert keeps its traceback), and the last
+            # line is the seed and the command that replays it.
+            if not isinstance(error, RunFailed):
+                traceback.print_exc()
+            reason = str(error) or type(error).__name__
+            if not (isinstance(error, RunFailed) and error.seed is not None):
+                reason += f" (seed {resolved.seed})"
+            _echo_error(f"internal error: {reason}; reproduce with: {reproduce}")
+            is_ok = False
     click.get_current_context().exit(EXIT_OK if is_ok else EXIT_CHECK_FAILED)
 
 
@@ -240,9 +241,7 @@ def report_command(data_dir: str, html_path: str | None, json_path: str | None, 
     from scenarios.html import load_saved_run, write_html
     from scenarios.output import write_text_atomic
 
-    for option, path in (("--html", html_path), ("--json", json_path)):
-        if path is not None:
-            check_output_file(path, option)
+    check_output_paths({"--html": html_path, "--json": json_path}, data_dir=data_dir, data_dir_option="DIR")
     report, events = load_saved_run(data_dir)
     if html_path is not None:
         write_html(report, events, html_path)
@@ -353,7 +352,8 @@ def sweep_command(scenario: str, seeds: int, seed: int | None, set_options: tupl
     _check_pool_options(workers, scheduler)
     check_out_dir(out_dir)
     plan = plan_sweep(scenario, seeds=seeds, axes=parse_sweep_options(set_options), small=small, master_seed=seed)
-    result = _run_sweep_with_progress(plan, out_dir, workers=workers, scheduler=scheduler)
+    with stop_on_signals(leaves=f"the sweep in {out_dir} keeps its finished runs (run it again to resume)"):
+        result = _run_sweep_with_progress(plan, out_dir, workers=workers, scheduler=scheduler)
     click.echo(f"{len(plan.tasks)} runs: {result.cached} finished before, {result.executed} run now, "
                f"{len(result.errors)} did not run; {out_dir}/results.csv, {out_dir}/summary.html", err=True)
     for index, error in sorted(result.errors.items()):
@@ -406,11 +406,12 @@ def shrink_command(scenario: str, check_name: str, seed: int | None, set_options
     from scenarios.shrink import ShrinkLimits, shrink_scenario
 
     _check_pool_options(workers, scheduler)
-    check_output_file(out_path, "--out")
-    found = shrink_scenario(scenario, check=check_name, seed=seed, overrides=parse_set_options(set_options),
-                            small=small, out_path=out_path, workers=workers, scheduler=scheduler,
-                            limits=ShrinkLimits(max_candidates=max_candidates, max_seconds=max_seconds),
-                            say=lambda line: click.echo(line, err=True))
+    check_output_paths({"--out": out_path}, inputs=get_scenario_files(scenario))
+    with claim_output_file(out_path, option="--out"), stop_on_signals(leaves=f"{out_path} is unchanged"):
+        found = shrink_scenario(scenario, check=check_name, seed=seed, overrides=parse_set_options(set_options),
+                                small=small, out_path=out_path, workers=workers, scheduler=scheduler,
+                                limits=ShrinkLimits(max_candidates=max_candidates, max_seconds=max_seconds),
+                                say=lambda line: click.echo(line, err=True))
     click.get_current_context().exit(EXIT_OK if found else EXIT_CHECK_FAILED)
 
 

@@ -139,6 +139,10 @@ class UsedDataDirError(OutputPathError):
     `--force`) or files that are not a run (never replaced)."""
 
 
+class DataDirLockedError(UsedDataDirError):
+    """Raised when another l2sim process holds the lock of a data directory or output path."""
+
+
 class SavedRunError(ScenarioError):
     """Raised when `l2sim inspect` is pointed at something that is not a readable saved run,
     or asked for a validator or account it does not hold."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from scenarios.errors import ScenarioError
-from scenarios.output import write_text_atomic
+from scenarios.output import parse_json, write_text_atomic
 
 COMMON_FIELDS = ("t_s", "fork", "height", "kind")
 T_S_DECIMALS = 6  # the simulation's clock ticks in microseconds
@@ -126,20 +126,44 @@ def read_events(path: str | Path) -> list[dict]:
     events = []
     if not Path(path).is_file():
         raise EventLogError(str(path), None, "no event log here")
-    with open(path, encoding="utf-8") as source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise EventLogError(str(path), number, f"not JSON: {error.msg}") from None
-            if not isinstance(event, dict) or any(f not in event for f in COMMON_FIELDS):
-                raise EventLogError(str(path), number, f"an event needs {', '.join(COMMON_FIELDS)}")
-            if event["kind"] not in KINDS:
-                raise EventLogError(str(path), number, f"unknown kind {event['kind']!r}")
-            events.append(event)
+    try:
+        text = Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise EventLogError(str(path), None, f"not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise EventLogError(str(path), None, f"cannot be read: {error.strerror}") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            event = parse_json(line)
+        except json.JSONDecodeError as error:
+            raise EventLogError(str(path), number, f"not JSON: {error.msg}") from None
+        except RecursionError:
+            raise EventLogError(str(path), number, "not JSON: nested too deeply") from None
+        if not isinstance(event, dict) or any(f not in event for f in COMMON_FIELDS):
+            raise EventLogError(str(path), number, f"an event needs {', '.join(COMMON_FIELDS)}")
+        if not isinstance(event["kind"], str) or event["kind"] not in KINDS:
+            raise EventLogError(str(path), number, f"unknown kind {event['kind']!r}")
+        problem = compute_event_problem(event)
+        if problem is not None:
+            raise EventLogError(str(path), number, problem)
+        events.append(event)
     return events
+
+
+def compute_event_problem(event: dict) -> str | None:
+    """Why a decoded event (of a known kind) cannot be read back, or None: a field of its kind
+    missing, or a common field of the wrong type (a damaged or hand-edited log)."""
+    missing = [f for f in KINDS[event["kind"]][0] if f not in event]
+    if missing:
+        return f"a {event['kind']} event needs {', '.join(missing)}"
+    if isinstance(event["t_s"], bool) or not isinstance(event["t_s"], (int, float)):
+        return f"t_s {event['t_s']!r} is not a number of seconds"
+    for name, value in (("fork", event["fork"]), ("height", event["height"])):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{name} {value!r} is not an integer"
+    return None
 
 
 def get_signed(events: list[dict], height: int, fork: int | None = None) -> list[dict]:

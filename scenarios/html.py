@@ -17,7 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from consensus.emergency import PLAN_FORK_BASE
-from scenarios.events import EventLogError, read_events, write_events
+from scenarios.events import read_events, write_events
 from scenarios.output import write_text_atomic
 from scenarios.explain import CHECKS, TERMS
 from scenarios.narrate import NIL_REASONS, caption_for, format_usd, shorten
@@ -516,7 +516,6 @@ def write_html(report: dict, events: list[dict], path: str | Path) -> int:
 # ---------------------------------------------------------------- files of a run
 
 EVENTS_FILE = "events.jsonl"
-REPORT_FILE = "report.json"
 
 
 def save_run_files(report: dict, events: list[dict], *, events_path: str | None, html_path: str | None,
@@ -532,11 +531,6 @@ def save_run_files(report: dict, events: list[dict], *, events_path: str | None,
 
 def load_saved_run(data_dir: str) -> tuple[dict, list[dict]]:
     """(report, events) of a run saved with `l2sim run --data-dir DIR`."""
-    report_path = Path(data_dir) / REPORT_FILE
-    if not report_path.is_file():
-        raise EventLogError(str(report_path), None, "no saved report here (run `l2sim run ... --data-dir DIR`)")
-    try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise EventLogError(str(report_path), error.lineno, f"not JSON: {error.msg}") from None
-    return report, read_events(Path(data_dir) / EVENTS_FILE)
+    from scenarios.inspect import read_saved_report
+
+    return read_saved_report(data_dir), read_events(Path(data_dir) / EVENTS_FILE)

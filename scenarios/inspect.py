@@ -9,7 +9,10 @@ A saved run is a directory holding:
   says what it is.
 - `chain.sqlite`, the node store and every validator's chain view (one transaction a block).
 - `journal-N.sqlite`, each validator's vote journal.
-- `report.json`, the JSON report, once the run has finished.
+- `report.json`, the JSON report, and `events.jsonl`, the event log, once the run has
+  finished; the manifest says `finished` only after both are in place.
+
+Who may write the directory, and what `--force` removes from it, is `scenarios.datadir`'s.
 
 Reading never changes the files: the chain store is opened read-only, so a run still being
 written, or killed half way, reads at every height it committed.
@@ -18,7 +21,10 @@ written, or killed half way, reads at every height it committed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from chain.exchange import (
     compute_exchange_addresses,
@@ -29,16 +35,16 @@ from chain.exchange import (
     get_position,
     is_liquidatable,
 )
+from chain.errors import ChainError
 from chain.history import History, UnknownViewError
 from chain.state import get_account
 from chain.store import SQLiteStore
 from scenarios.errors import SavedRunError
+from scenarios.events import write_events
 from scenarios.market import compute_perps_params
-from scenarios.output import CHAIN_NAME, MANIFEST_NAME, check_data_dir, write_text_atomic
+from scenarios.datadir import CHAIN_NAME, EVENTS_NAME, MANIFEST_NAME, REPORT_NAME, RUN_FORMAT, check_data_dir
+from scenarios.output import parse_json, write_text_atomic
 from scenarios.schema import MARKETS, Scenario
-
-RUN_FORMAT = "l2sim-run-1"
-REPORT_NAME = "report.json"
 
 
 def get_view_name(index: int, fork: int | None = None) -> str:
@@ -75,15 +81,18 @@ def _write_json(path: Path, data: dict) -> None:
 
 def start_saved_run(data_dir: str, scenario: Scenario) -> None:
     """Claim `data_dir` for a run of `scenario`: it must be new or empty; the manifest is written first."""
-    check_data_dir(data_dir, force=False, option="data_dir", force_hint="remove it or choose another directory")
+    check_data_dir(data_dir, force=False, option="data_dir", force_hint="remove it or choose another directory",
+                   name_holder=False)  # the caller may hold its lock
     Path(data_dir).mkdir(exist_ok=True)
     _write_json(Path(data_dir) / MANIFEST_NAME, compute_start_manifest(scenario))
 
 
-def finish_saved_run(data_dir: str, report: dict, final_heights: dict[int, int]) -> None:
-    """Write the report, then mark the manifest finished with the digest and final heights."""
+def finish_saved_run(data_dir: str, report: dict, final_heights: dict[int, int], events: list[dict]) -> None:
+    """Write the report and the event log, then (last, once every file is in place) mark the
+    manifest finished with the digest and final heights."""
     directory = Path(data_dir)
     _write_json(directory / REPORT_NAME, report)
+    write_events(events, directory / EVENTS_NAME)
     manifest = read_manifest(data_dir)
     manifest.update(status="finished", digest=report["digest"], ok=all(c["ok"] for c in report["checks"].values()))
     for entry in manifest["validators"]:
@@ -103,10 +112,7 @@ def read_manifest(data_dir: str) -> dict:
     if not path.is_file():
         raise SavedRunError(f"not an l2sim run (no {MANIFEST_NAME}; save one with `l2sim run --data-dir`)",
                             file=data_dir)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise SavedRunError(f"{MANIFEST_NAME} cannot be read ({error})", file=data_dir) from None
+    manifest = _read_json(path)
     if not isinstance(manifest, dict) or manifest.get("format") != RUN_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise SavedRunError(f"{MANIFEST_NAME} has format {found!r}, expected {RUN_FORMAT!r}", file=data_dir)
@@ -119,12 +125,60 @@ def read_manifest(data_dir: str) -> dict:
     return manifest
 
 
-def open_saved_store(data_dir: str) -> SQLiteStore:
-    """The run's chain store, opened read-only."""
+def read_saved_report(data_dir: str) -> dict:
+    """The JSON report of a finished saved run, checked against the report's model."""
+    from scenarios.report_model import Report
+
+    path = Path(data_dir) / REPORT_NAME
+    if not path.is_file():
+        raise SavedRunError("no saved report here (run `l2sim run ... --data-dir DIR` to the end)", file=str(path))
+    report = _read_json(path)
+    try:
+        Report.model_validate(report)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the report"
+        raise SavedRunError(f"not an l2sim report ({where}: {first['msg']})", file=str(path)) from None
+    return report
+
+
+def _read_json(path: Path) -> object:
+    """A JSON file written by a run; a damaged one (not UTF-8, not JSON, nested without end) is one line."""
+    try:
+        return parse_json(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise SavedRunError(f"not UTF-8 text (byte {error.start})", file=str(path)) from None
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise SavedRunError(f"not JSON ({reason})", file=str(path)) from None
+    except OSError as error:
+        raise SavedRunError(f"cannot be read: {error.strerror}", file=str(path)) from None
+
+
+def open_saved_store(data_dir: str, manifest: dict | None = None) -> SQLiteStore:
+    """The run's chain store, opened read-only; `immutable` (no lock, no side file) when the
+    `manifest` says the run finished and its store was left whole, out of WAL."""
     path = Path(data_dir) / CHAIN_NAME
     if not path.is_file() or path.stat().st_size == 0:  # empty: killed while SQLite created it
         raise SavedRunError(f"holds no {CHAIN_NAME} yet (the run stopped before genesis)", file=data_dir)
-    return SQLiteStore(path, read_only=True)
+    is_finished = manifest is not None and manifest.get("status") == "finished"
+    return SQLiteStore(path, immutable=is_finished and not Path(f"{path}-wal").exists(), read_only=True)
+
+
+def read_saved_height(data_dir: str) -> int | None:
+    """The height of the furthest honest chain a saved run recorded (None: none yet, or unreadable)."""
+    try:
+        manifest = read_manifest(data_dir)
+        store = open_saved_store(data_dir, manifest)
+    except (SavedRunError, ChainError):
+        return None
+    try:
+        chains = read_saved_chains(store, [v["index"] for v in manifest["validators"]])
+        return chains[pick_chain(data_dir, manifest, chains, None)].height
+    except (SavedRunError, ChainError, sqlite3.Error):
+        return None
+    finally:
+        store.close()
 
 
 def read_saved_chains(store: SQLiteStore, indices: list[int]) -> dict[int, History]:
@@ -164,11 +218,16 @@ def inspect_run(data_dir: str, *, height: int, account: str | None = None, valid
     free_collateral, liquidatable}; JSON-ready values."""
     manifest = read_manifest(data_dir)
     address = None if account is None else _parse_address(data_dir, account)
+    if address is not None:  # the exchange's layout comes from the run's scenario
+        try:
+            Scenario.model_validate(manifest.get("config"))
+        except ValidationError:
+            raise SavedRunError(f"{MANIFEST_NAME} holds no valid scenario (`config`)", file=data_dir) from None
     indices = [v["index"] for v in manifest["validators"]]
     if validator is not None and validator not in indices:
         raise SavedRunError(f"{validator} is not a validator of this run (0..{len(indices) - 1})",
                             file=data_dir, field="--validator", value=validator)
-    store = open_saved_store(data_dir)
+    store = open_saved_store(data_dir, manifest)
     try:
         chains = read_saved_chains(store, [validator] if validator is not None else indices)
         index = pick_chain(data_dir, manifest, chains, validator)
@@ -189,6 +248,8 @@ def inspect_run(data_dir: str, *, height: int, account: str | None = None, valid
             result.update({"account": _hex(address), "balance": state.balance, "nonce": state.nonce})
             result.update(read_exchange_account(store, header.state_root, manifest, address))
         return result
+    except sqlite3.DatabaseError as error:  # a torn or overwritten page: the file was damaged after the run
+        raise SavedRunError(f"{CHAIN_NAME} is damaged ({error})", file=data_dir) from None
     finally:
         store.close()
 

@@ -18,10 +18,12 @@ named by its key, after `--set` (the command) or `overrides` (the Python API).
 
 import dataclasses
 import difflib
+import errno
 import importlib.resources
 import math
 import os
 import re
+import stat
 import tomllib
 import typing
 from collections.abc import Mapping, Sequence
@@ -51,6 +53,8 @@ from scenarios.schema import FieldPath, Scenario, format_path
 
 LIBRARY_PACKAGE = "scenarios.library"
 MAX_EXTENDS_DEPTH = 16
+MAX_SCENARIO_BYTES = 1_000_000
+MAX_NESTING_DEPTH = 16
 
 # The small preset: the most of each that a small run keeps (a scenario already below keeps
 # its own); and, when it cuts the traders, the trade probability the fewer traders take at
@@ -277,6 +281,8 @@ def parse_set_options(pairs: Sequence[str]) -> dict[str, Any]:
             value = tomllib.loads(f"v = {text.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             value = text.strip()
+        except RecursionError:
+            raise ScenarioSyntaxError(f"{key}: nested too deeply", file="--set", value=pair) from None
         if key in overrides:
             raise InconsistentScenarioError("set twice", file="--set", field=key, value=value)
         overrides[key] = value
@@ -438,7 +444,7 @@ def _open_bundled(name: str) -> ScenarioSource:
 
 def _open_file(path: Path, *, display: str) -> ScenarioSource:
     try:
-        raw = path.read_bytes()
+        raw = read_scenario_bytes(path)
     except FileNotFoundError:
         raise ScenarioNotFoundError("no such scenario file", file=display, value=display) from None
     except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
@@ -447,6 +453,22 @@ def _open_file(path: Path, *, display: str) -> ScenarioSource:
     return _parse_source(
         _decode(raw, display), display=display, identity=f"file:{path.resolve()}", directory=path.parent
     )
+
+
+def read_scenario_bytes(path: Path) -> bytes:
+    """The bytes of a scenario file: a regular file of at most MAX_SCENARIO_BYTES (`/dev/zero`
+    would be read without end, a named pipe would wait for a writer for ever). OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a pipe opens without waiting
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            raw = stream.read(MAX_SCENARIO_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_SCENARIO_BYTES // 1000} kB (a scenario is a few kB)")
+    return raw
 
 
 def _decode(raw: bytes, display: str) -> str:
@@ -463,6 +485,9 @@ _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of docu
 def _parse_source(text: str, *, display: str, identity: str, directory: Path | None) -> ScenarioSource:
     try:
         data = tomllib.loads(text)
+        depth = compute_nesting_depth(data)
+    except RecursionError:  # tomllib parses nested arrays by recursion
+        depth = MAX_NESTING_DEPTH + 1
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         match = _TOML_POSITION.search(message)
@@ -474,9 +499,23 @@ def _parse_source(text: str, *, display: str, identity: str, directory: Path | N
             else:
                 line = max(1, len(text.rstrip("\n").split("\n")))
         raise ScenarioSyntaxError(f"invalid TOML: {message}", file=display, line=line, column=column) from None
+    if depth > MAX_NESTING_DEPTH:
+        raise ScenarioSyntaxError(f"nested more than {MAX_NESTING_DEPTH} arrays or tables deep (a scenario needs 6)",
+                                  file=display)
     source = ScenarioSource(display=display, identity=identity, text=text, data=data, directory=directory)
     _check_source(source)
     return source
+
+
+def compute_nesting_depth(value: Any) -> int:
+    """How many arrays and tables deep `value` goes (a scalar is 0)."""
+    depth, level = 0, [value]
+    while True:  # level by level: a deep value cannot exhaust the stack
+        containers = [item for item in level if isinstance(item, (list, dict))]
+        if not containers:
+            return depth
+        depth += 1
+        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
 
 
 def _check_source(source: ScenarioSource) -> None:

@@ -12,7 +12,10 @@ plus the fork it starts) at height 0; it is shown as "plan vote, fork N".
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from chain.diff import diff_roots
 from chain.exchange import (
@@ -186,15 +189,20 @@ def diff_saved_run(data_dir: str, *, from_height: int, to_height: int, from_fork
     path = str(Path(data_dir) / EVENTS_FILE)
     events = read_events(path)
     manifest = read_manifest(data_dir)
-    scenario = Scenario.model_validate(manifest["config"])
+    try:
+        scenario = Scenario.model_validate(manifest.get("config"))
+    except ValidationError:
+        raise SavedRunError("run.json holds no valid scenario (`config`)", file=data_dir) from None
     from_fork, before = get_root(events, from_height, from_fork, path)
     to_fork, after = get_root(events, to_height, to_fork, path)
     names = compute_account_names(scenario)
     rank = {address: i for i, address in enumerate(names)}  # owner, actors by role and index, contracts
-    store = open_saved_store(data_dir)
+    store = open_saved_store(data_dir, manifest)  # read-only: a reader never changes the run
     try:
         diff = diff_roots(store, before, after)
         exchange = read_exchange_changes(store, before, after, scenario, names)
+    except sqlite3.DatabaseError as error:  # a torn or overwritten page
+        raise SavedRunError(f"chain.sqlite is damaged ({error})", file=data_dir) from None
     finally:
         store.close()
     return {

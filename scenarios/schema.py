@@ -46,6 +46,23 @@ GEO_CLUSTERS = 3
 MAX_ACCOUNTS = 1_000_000
 MAX_HEIGHTS = 1_000_000
 MAX_SEED = 2**64 - 1
+# Bounds a run can honour. The clock ticks in microseconds: a block needs at least a
+# millisecond of them, and no moment lies past a million hours (3.6e9 s, exact in a
+# float's microseconds; a crash at 1e308 s overflowed the clock).
+MIN_BLOCK_TIME_S = 0.001
+MAX_BLOCK_TIME_S = 30.0
+MAX_VIRTUAL_S = MAX_HEIGHTS * 3600.0
+# The runner gives the chain 60 virtual seconds a height (scenarios.runner's chain phase):
+# a height's block time and its three message delays (proposal, prevote, precommit) at the
+# slowest link must fit, or the run stops short and every recovery check fails. Measured:
+# 600 s links or hour-long blocks failed them all; 5 s + 5 s of jitter, or 30 s blocks, ran.
+MAX_LINK_DELAY_MS = 5_000.0
+HEIGHT_ALLOWANCE_S = 45.0
+# Prices are 1e18-scaled integers in the contracts: a millionth of a dollar keeps twelve
+# digits, and a trillion keeps every product of a price and a size far inside uint256
+# (a bad price of 1e60 overflowed the oracle's ABI encoding).
+MIN_PRICE_USD = 1e-6
+MAX_PRICE_USD = 1e12
 
 FieldPath = tuple[str | int, ...]
 
@@ -105,7 +122,7 @@ def _check_rate(p: float) -> float:
 Probability = Annotated[float, AfterValidator(_check_probability)]
 LinkRate = Annotated[float, AfterValidator(_check_rate)]
 ValidatorIndex = Annotated[int, Field(ge=0, lt=MAX_VALIDATORS)]
-NonNegativeSeconds = Annotated[float, Field(ge=0.0)]
+NonNegativeSeconds = Annotated[float, Field(ge=0.0, le=MAX_VIRTUAL_S)]
 _LAX_ARRAY = Field(strict=False)  # TOML arrays are lists; a tuple field takes them, items stay strict
 
 
@@ -116,7 +133,8 @@ class _Model(BaseModel):
 class ChainConfig(_Model):
     """The L2 chain and its L1 bridge."""
 
-    block_time_s: float = Field(1.0, gt=0.0, le=3600.0, description="Virtual seconds between blocks.")
+    block_time_s: float = Field(1.0, ge=MIN_BLOCK_TIME_S, le=MAX_BLOCK_TIME_S,
+                                description="Virtual seconds between blocks.")
     accounts: int = Field(100, ge=1, le=MAX_ACCOUNTS, description="Funded accounts at genesis.")
     heights: int = Field(
         120,
@@ -255,8 +273,8 @@ class Crash(_Model):
 class NetworkConfig(_Model):
     """The simulated network between validators."""
 
-    latency_ms: float = Field(50.0, ge=0.0, le=600_000.0, description="Mean one-way message delay.")
-    jitter_ms: float = Field(10.0, ge=0.0, le=600_000.0, description="Spread of the delay around the mean.")
+    latency_ms: float = Field(50.0, ge=0.0, le=MAX_LINK_DELAY_MS, description="Mean one-way message delay.")
+    jitter_ms: float = Field(10.0, ge=0.0, le=MAX_LINK_DELAY_MS, description="Spread of the delay around the mean.")
     drop_rate: LinkRate = Field(0.0, description="Probability that a message is lost (below 1).")
     duplicate_rate: LinkRate = Field(0.0, description="Probability that a message is delivered twice (below 1).")
     partitions: Annotated[tuple[Partition, ...], _LAX_ARRAY] = Field((), description="Windows of cut links.")
@@ -279,7 +297,7 @@ class IncidentConfig(_Model):
     )
     start_height: int = Field(40, ge=1, le=MAX_HEIGHTS, description="First block carrying the bad data.")
     duration_blocks: int = Field(5, ge=1, le=MAX_HEIGHTS, description="Blocks for which the bad data is posted.")
-    bad_price: float = Field(0.0, ge=0.0, description="The wrong price, in USD (Paradex posted 0).")
+    bad_price: float = Field(0.0, ge=0.0, le=MAX_PRICE_USD, description="The wrong price, in USD (Paradex posted 0).")
 
     @model_validator(mode="after")
     def _check_kind(self) -> "IncidentConfig":
@@ -408,7 +426,8 @@ class WorkloadConfig(_Model):
 class PricesConfig(_Model):
     """The true (reference) prices: a seeded random walk per market, one step per block."""
 
-    initial_usd: Annotated[dict[Market, Annotated[float, Field(gt=0.0, le=1e12)]], Field(strict=False)] = Field(
+    initial_usd: Annotated[dict[Market, Annotated[float, Field(ge=MIN_PRICE_USD, le=MAX_PRICE_USD)]],
+                           Field(strict=False)] = Field(
         default_factory=lambda: dict(DEFAULT_INITIAL_PRICES_USD),
         description="Price at genesis in USD; markets left out keep these defaults.",
     )
@@ -490,6 +509,16 @@ class Scenario(_Model):
                     crash.node,
                     f"{crash.node} is out of range for {count} validators",
                 )
+        height_s = self.chain.block_time_s + 3 * (self.network.latency_ms + self.network.jitter_ms) / 1000
+        if height_s > HEIGHT_ALLOWANCE_S:
+            raise _invalid(
+                "out_of_range",
+                ("chain", "block_time_s"),
+                self.chain.block_time_s,
+                f"{format_value(self.chain.block_time_s)} s a block and three message delays of network.latency_ms"
+                f" + jitter_ms take {format_value(round(height_s, 3))} s a height, more than the"
+                f" {format_value(HEIGHT_ALLOWANCE_S)} s a run allows",
+            )
         heights = self.chain.heights
         if self.incident.start_height >= heights:
             raise _invalid(

@@ -39,6 +39,7 @@ from scenarios.checks import order_checks
 from scenarios.errors import InvalidValueError, OutputPathError, ScenarioError, UsedDataDirError, format_value
 from scenarios.loader import format_set_options, load_scenario, parse_set_options
 from scenarios.seeds import derive_seed
+from scenarios.datadir import LOCK_NAME, hold_lock
 from scenarios.output import check_output_file, write_text_atomic
 from scenarios.schema import Scenario
 
@@ -316,7 +317,7 @@ def check_out_dir(path: str) -> None:
         return
     if not directory.is_dir():
         raise OutputPathError("is not a directory", file=path, field="--out")
-    if any(directory.iterdir()) and not (directory / MANIFEST_NAME).is_file():
+    if any(p.name != LOCK_NAME for p in directory.iterdir()) and not (directory / MANIFEST_NAME).is_file():
         raise UsedDataDirError("is not empty and holds no sweep; give a new or empty directory", file=path,
                                field="--out")
     check_output_file(str(directory / MANIFEST_NAME), "--out")
@@ -412,8 +413,27 @@ def run_sweep(plan: SweepPlan, out_dir: str, *, workers: int | None = None, sche
               on_progress: Any = None) -> SweepResult:
     """Run every task of `plan` not finished in `out_dir`, then write results.csv and summary.html.
 
-    `on_progress(done, total)` is called as results arrive.
+    `on_progress(done, total)` is called as results arrive. One sweep at a time owns `out_dir`
+    (`scenarios.datadir.hold_lock`): a second one is refused, naming the first one's pid.
     """
+    check_out_dir(out_dir)
+    directory = Path(out_dir)
+    is_new = not directory.exists()
+    directory.mkdir(exist_ok=True)
+    try:
+        with hold_lock(directory / LOCK_NAME, target=out_dir, option="--out"):
+            return _run_sweep_held(plan, out_dir, workers=workers, scheduler=scheduler, on_progress=on_progress)
+    except SchedulerError:
+        if is_new:  # an unreachable cluster: leave no half-made sweep behind (nothing ran)
+            with contextlib.suppress(OSError):
+                (directory / RUNS_DIR).rmdir()  # only when empty
+                (directory / MANIFEST_NAME).unlink()
+                directory.rmdir()
+        raise
+
+
+def _run_sweep_held(plan: SweepPlan, out_dir: str, *, workers: int | None, scheduler: str | None,
+                    on_progress: Any) -> SweepResult:
     check_out_dir(out_dir)
     check_scheduler(scheduler)
     directory = Path(out_dir)

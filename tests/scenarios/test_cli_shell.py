@@ -171,7 +171,7 @@ def _saved_run(directory):
     """A directory that looks like a finished saved run to the CLI's checks."""
     directory.mkdir()
     (directory / "run.json").write_text('{"format": "l2sim-run-1"}\n')
-    (directory / "chain.sqlite").write_bytes(b"old run")
+    (directory / "chain.sqlite").write_bytes(b"SQLite format 3\x00 old run")
     return directory
 
 
@@ -209,8 +209,8 @@ def test_output_paths_are_checked_before_the_run(tmp_path, runner_calls, make_ar
 
 def test_force_replaces_a_saved_run_with_an_empty_directory(tmp_path, runner_calls):
     old = _saved_run(tmp_path / "old")
-    (old / "journals").mkdir()
-    (old / "journals" / "j.sqlite").write_bytes(b"x")
+    (old / "journal-0.sqlite").write_bytes(b"")
+    (old / "chain.sqlite-wal").write_bytes(b"x")
     result = invoke("run", "paradex-2026", "--data-dir", str(old), "--force", "--quiet")
     assert result.exit_code == 0, result.output
     assert runner_calls.calls[0][2]["data_dir"] == str(old)

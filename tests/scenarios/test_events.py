@@ -76,7 +76,7 @@ def test_nil_votes_say_why(recorded):
 
 def test_reader_names_the_bad_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps({"t_s": 0.0, "fork": 0, "height": 1, "kind": "commit"}) + "\nnot json\n")
+    path.write_text(json.dumps({"t_s": 0.0, "fork": 0, "height": 1, "kind": "crash", "validator": 0}) + "\nnot json\n")
     with pytest.raises(EventLogError, match=r"bad.jsonl:2: not JSON"):
         read_events(path)
     path.write_text(json.dumps({"t_s": 0.0, "fork": 0, "kind": "commit"}) + "\n")

@@ -89,7 +89,7 @@ def test_a_run_claims_only_a_new_or_empty_directory(tmp_path):
     "plant, expected",
     [
         (lambda d: (d / "run.json").unlink(), "not an l2sim run (no run.json"),
-        (lambda d: (d / "run.json").write_text('{"format": "l2sim-run-1", "valid'), "run.json cannot be read"),
+        (lambda d: (d / "run.json").write_text('{"format": "l2sim-run-1", "valid'), "run.json: not JSON"),
         (lambda d: (d / "run.json").write_text('{"format": "other"}'), "run.json has format 'other'"),
         (lambda d: None, "holds no chain.sqlite yet"),
         (lambda d: (d / "chain.sqlite").write_bytes(b""), "holds no chain.sqlite yet"),
@@ -176,7 +176,7 @@ def finished(tmp_path_factory):
     run, virtual_s, wall_s = run_scenario_once(scenario, data_dir=str(directory))
     report = build_report(run, virtual_s, wall_s)
     run.store.close()
-    finish_saved_run(str(directory), report, {n.index: n.view.history.height for n in run.nodes})
+    finish_saved_run(str(directory), report, {n.index: n.view.history.height for n in run.nodes}, [])
     return directory, report, _roots_by_fork_and_height(run)
 
 
