@@ -228,7 +228,7 @@ def inspect_command(data_dir: str, height: int, account: str | None, validator: 
 @click.option("--json", "json_path", metavar="PATH|-", default=None, help="Write the JSON report here ('-': stdout).")
 def report_command(data_dir: str, html_path: str | None, json_path: str | None) -> None:
     """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
-    from scenarios.html import load_saved_run, write_html
+    from scenarios.html import load_saved_run, read_saved_reproduce, write_html
     from scenarios.output import write_text_atomic
 
     for option, path in (("--html", html_path), ("--json", json_path)):
@@ -236,7 +236,7 @@ def report_command(data_dir: str, html_path: str | None, json_path: str | None) 
             check_output_file(path, option)
     report, events = load_saved_run(data_dir)
     if html_path is not None:
-        write_html(report, events, html_path)
+        write_html(report, events, html_path, reproduce=read_saved_reproduce(data_dir))
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     elif json_path is not None:

@@ -499,16 +499,36 @@ def build_context(report: dict, events: list[dict]) -> dict:
     }
 
 
-def render_html(report: dict, events: list[dict]) -> str:
-    """The whole page as one string (the same inputs give the same bytes)."""
+def find_reproduce(report: dict, reproduce: str | None = None) -> str | None:
+    """The `l2sim run` command that replays the run, as printed on the page: the one given
+    (what `l2sim run` was called with), the failing report's own, or for a bundled scenario
+    the one its name implies (`small-NAME` is `NAME --small`). None when no command is known:
+    the page then names no command rather than one that would not run."""
+    if reproduce or report.get("reproduce"):
+        return reproduce or report["reproduce"]
+    from scenarios.api import format_reproduce
+    from scenarios.loader import SMALL_NAME_PREFIX, get_bundled_names
+
+    name, bundled = report["scenario"], get_bundled_names()
+    if name in bundled:
+        return format_reproduce(name, report["seed"], small=False, set_options=())
+    if name.startswith(SMALL_NAME_PREFIX) and name[len(SMALL_NAME_PREFIX):] in bundled:
+        return format_reproduce(name[len(SMALL_NAME_PREFIX):], report["seed"], small=True, set_options=())
+    return None
+
+
+def render_html(report: dict, events: list[dict], *, reproduce: str | None = None) -> str:
+    """The whole page as one string (the same inputs give the same bytes); `reproduce` is the
+    command that replays the run (see `find_reproduce`)."""
     env = Environment(loader=PackageLoader("scenarios", "templates"), autoescape=True,
                       undefined=StrictUndefined, keep_trailing_newline=True)
-    return env.get_template("report.html.j2").render(**build_context(report, events))
+    return env.get_template("report.html.j2").render(**build_context(report, events),
+                                                       reproduce=find_reproduce(report, reproduce))
 
 
-def write_html(report: dict, events: list[dict], path: str | Path) -> int:
+def write_html(report: dict, events: list[dict], path: str | Path, *, reproduce: str | None = None) -> int:
     """Write the page to `path`; returns its size in bytes."""
-    text = render_html(report, events)
+    text = render_html(report, events, reproduce=reproduce)
     write_text_atomic(path, text)
     return len(text.encode("utf-8"))
 
@@ -520,14 +540,21 @@ REPORT_FILE = "report.json"
 
 
 def save_run_files(report: dict, events: list[dict], *, events_path: str | None, html_path: str | None,
-                   data_dir: str | None) -> None:
+                   data_dir: str | None, reproduce: str | None = None) -> None:
     """Write the event log and the page where asked; a saved run keeps its log in the data dir."""
     if events_path is not None:
         write_events(events, events_path)
     if data_dir is not None:
         write_events(events, Path(data_dir) / EVENTS_FILE)
     if html_path is not None:
-        write_html(report, events, html_path)
+        write_html(report, events, html_path, reproduce=reproduce)
+
+
+def read_saved_reproduce(data_dir: str) -> str | None:
+    """The command that replays the run saved in `data_dir`, as its manifest records it."""
+    from scenarios.inspect import read_manifest
+
+    return read_manifest(data_dir).get("reproduce")
 
 
 def load_saved_run(data_dir: str) -> tuple[dict, list[dict]]:

@@ -398,7 +398,8 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
     report = build_report(run, virtual_s, wall_s)
     if data_dir is not None:
         run.store.close()
-        finish_saved_run(data_dir, report, {n.index: n.view.history.height for n in run.nodes})
+        finish_saved_run(data_dir, report, {n.index: n.view.history.height for n in run.nodes},
+                         reproduce=reproduce)
     ok = is_report_ok(report)
     if not ok:
         report["reproduce"] = reproduce
@@ -409,7 +410,8 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
     if log is not None:
         from scenarios.html import save_run_files
 
-        save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=data_dir)
+        save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=data_dir,
+                       reproduce=reproduce)
     if not quiet:
         render_summary(report, console)
     if not ok:

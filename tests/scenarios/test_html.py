@@ -3,15 +3,25 @@ bytes, self-contained (nothing fetched), light enough to mail, and saying what a
 needs: a diagram per height, the halt, the certificate and why a validator did not sign,
 the checks in plain words. The page in a real browser is tested in test_html_browser.py."""
 
+import html
 import json
 import re
+import shlex
 
 import pytest
+from click.testing import CliRunner
 
+from scenarios.cli import load_with_options, main
 from scenarios.events import read_events
 from scenarios.explain import CHECKS
-from scenarios.html import explain_signers, render_html
+from scenarios.html import explain_signers, find_reproduce, read_saved_reproduce, render_html
+from scenarios.loader import dump_scenario, load_scenario
 from teaching_support import l2sim
+
+
+def printed_reproduce(page: str) -> list[str]:
+    """The words of the command the page says replays the run."""
+    return shlex.split(html.unescape(re.search(r'<code id="reproduce">([^<]*)</code>', page).group(1)))
 
 
 def test_saved_run_gives_the_same_page_and_log(saved):
@@ -48,8 +58,33 @@ def test_page_shows_every_height_the_halt_and_the_checks(saved):
 def test_same_inputs_same_bytes(saved):
     report = json.loads((saved / "data" / "report.json").read_text())
     events = read_events(saved / "events.jsonl")
-    assert render_html(report, events) == render_html(report, events)
-    assert render_html(report, events) == (saved / "page.html").read_text()
+    reproduce = read_saved_reproduce(str(saved / "data"))
+    assert render_html(report, events, reproduce=reproduce) == render_html(report, events, reproduce=reproduce)
+    assert render_html(report, events, reproduce=reproduce) == (saved / "page.html").read_text()
+
+
+def test_the_printed_reproduce_line_replays_the_small_run(saved, tmp_path):
+    words = printed_reproduce((saved / "page.html").read_text())
+    assert words[:2] == ["l2sim", "run"] and "--small" in words, words
+    result = CliRunner().invoke(main, [*words[1:], "--quiet", "--json", str(tmp_path / "again.json")])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again.json").read_text())
+    report = json.loads((saved / "data" / "report.json").read_text())
+    assert again["digest"] == report["digest"]
+    # A page made from the report alone (its scenario is a file, not bundled) names no command.
+    page = render_html(report, read_events(saved / "events.jsonl"))
+    assert 'id="reproduce"' not in page and f"--seed {report['seed']}" in page
+
+
+@pytest.mark.parametrize("name", ["paradex-2026", "lying-minority"])
+def test_a_bundled_small_run_is_replayed_by_name_and_small(name):
+    """Without the command line (a page rendered from a report alone), a bundled scenario's
+    small run is `NAME --small`, never the report's `small-NAME` (which is no scenario)."""
+    small = load_scenario(name, small=True)
+    words = shlex.split(find_reproduce({"scenario": small.name, "seed": 11}))
+    assert words == ["l2sim", "run", name, "--seed", "11", "--small"]
+    assert dump_scenario(load_with_options(words[2], (), True)) == dump_scenario(small)
+    assert find_reproduce({"scenario": "not-bundled", "seed": 1}) is None
 
 
 def test_a_missing_signer_is_explained(saved):
