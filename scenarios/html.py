@@ -10,6 +10,7 @@ fetched from the network: no scripts, styles or fonts from elsewhere.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
             return DIAGRAM_TOP + round((min(t, t_break) - t0) / span * DIAGRAM_H)
         return fold_top + round((t - t_break) / max(t1 - t_break, 1e-3) * FOLD_H)
 
-    total_h = bottom + (40 if is_halt else 14)
+    total_h = bottom + (40 if is_halt else 14) + (26 if folded else 0)
     parts = [f'<svg class="lamport" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" role="img">']
     for start, end, validator, label in faults:
         if start <= t1 and end >= t0:
@@ -165,8 +166,8 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
         parts.append(f'<polyline class="break" points="{zig}"/>'
                      f'<text class="axis" x="62" y="{fold_top + 4}">+{round((t_break - t0) * 1000)} ms</text>'
                      f'<text class="axis" x="62" y="{bottom + 4}">+{round((t1 - t0) * 1000)} ms</text>'
-                     f'<text class="fold-label" x="{width - 8}" y="{DIAGRAM_TOP + DIAGRAM_H + 30}">'
-                     f'below the break: commit gossip after the decisions (own time scale)</text>')
+                     f'<text class="fold-label" x="66" y="{bottom + 26}">below the break: the commit gossip after the '
+                     f'decisions, on its own time scale</text>')
     rounds = sorted({e["round"] for e in events if e.get("round") is not None})
     starts: dict[int, float] = {}
     for event in events:
@@ -234,8 +235,9 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
         elif kind in ICON_OFFSETS:
             parts.append(draw_icon(kind, x + ICON_OFFSETS[kind], ty, attr, title))
     if is_halt:
-        parts.append(f'<rect class="halt-band" x="0" y="{bottom + 14}" width="{width}" height="22"/>'
-                     f'<text class="halt-text" x="{width // 2}" y="{bottom + 30}">'
+        band = bottom + (26 if folded else 0)
+        parts.append(f'<rect class="halt-band" x="0" y="{band + 14}" width="{width}" height="22"/>'
+                     f'<text class="halt-text" x="{width // 2}" y="{band + 30}">'
                      f'HALT: nothing is committed past this height</text>')
     parts.append("</svg>")
     return Markup("".join(parts)), rounds, left_out
@@ -425,15 +427,21 @@ def _axis(points: list[dict]) -> dict:
     return {"ticks": [str(e["height"]) for e in points], "groups": groups}
 
 
+def _liquidations(events: list[dict]) -> dict[tuple[int, int, str], int]:
+    """(fork, height, market) -> liquidations in that block."""
+    counts: dict[tuple[int, int, str], int] = defaultdict(int)
+    for e in events:
+        if e["kind"] == "liquidation":
+            counts[(e["fork"], e["height"], e["market"])] += 1
+    return counts
+
+
 def draw_market_charts(report: dict, events: list[dict]) -> list[dict]:
     """A chart per market (the incident's first): the index the oracle posted on chain against
     the true price, liquidations below, the glitch shaded, the halt and the restart marked."""
     incident = report["incident"]
     first_bad, halt = incident["first_bad_height"], incident["halt_height"]
-    liquidations: dict[tuple[int, int, str], int] = defaultdict(int)
-    for e in events:
-        if e["kind"] == "liquidation":
-            liquidations[(e["fork"], e["height"], e["market"])] += 1
+    liquidations = _liquidations(events)
     charts = []
     prices = _chain_prices(report, events)
     for market in sorted(prices, key=lambda m: (m != incident.get("market"), m)):
@@ -466,11 +474,13 @@ def draw_reopening_charts(report: dict, events: list[dict]) -> list[dict]:
     if not reopening or new_fork is None:
         return []
     charts = []
+    liquidations = _liquidations(events)
     for market, all_points in _chain_prices(report, events).items():
         points = [e for e in all_points if e["fork"] == new_fork and "mark" in e]
         if not points:
             continue
         chart = Chart(title=f"{market} after the restart", labels=[_point_label(e) for e in points],
+                      bars=[liquidations.get((e["fork"], e["height"], market), 0) for e in points],
                       lines=[("index (the oracle on chain)", "onchain-line", [e["onchain"] for e in points]),
                              ("mark (index plus the book's premium)", "mark-line", [e["mark"] for e in points])],
                       **_axis(points))
@@ -890,4 +900,10 @@ def build_compensation(report: dict, events: list[dict]) -> dict:
     policies = [{"name": name, "text": TERMS[name], "used": name in used or name == "restore-returned"}
                 for name in POLICY_WORDS if name in TERMS]
     return {"policies": policies, "paid": describe_payment(report, events),
-            "rows": [dict(e, usd=format_usd(e["amount"])) for e in entries]}
+            "rows": [dict(e, usd=format_usd(e["amount"]), why=_wei_in_dollars(e.get("detail") or ""))
+                     for e in entries]}
+
+
+def _wei_in_dollars(text: str) -> str:
+    """`text` with every amount in wei (a long integer) written in dollars."""
+    return re.sub(r"(?<![\w.])-?\d{16,}(?![\w.])", lambda m: format_usd(int(m.group())), text)

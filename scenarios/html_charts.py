@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from markupsafe import Markup, escape
 
 MIN_WIDTH = 720
-MAX_STEP = 24
+MAX_STEP = 60
 TEXT_PX = 7.2  # a generous width of one character of 12 px system-ui
 X0, TOP, PLOT_H = 78, 14, 190
 

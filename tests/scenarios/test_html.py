@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from scenarios.cli import load_with_options, main
 from scenarios.events import read_events
 from scenarios.explain import CHECKS
-from scenarios.html import explain_signers, find_reproduce, read_saved_reproduce, render_html
+from scenarios.html import (build_summary, describe_payment, draw_market_charts, explain_signers, find_reproduce,
+                            read_saved_reproduce, render_html)
 from scenarios.loader import dump_scenario, load_scenario
 from teaching_support import l2sim
 
@@ -107,3 +108,30 @@ def test_unwritable_outputs_are_refused_before_the_run(tmp_path):
         assert result.stderr.count("\n") == 1 and option in result.stderr and "Traceback" not in result.stderr
     result = l2sim("report", str(tmp_path))
     assert result.returncode == 2 and "no saved report" in result.stderr
+
+
+def test_no_tooltip_says_none_and_the_compensation_says_when_it_was_paid(saved):
+    page = (saved / "page.html").read_text()
+    titles = re.findall(r"<title>([^<]*)</title>", page)
+    assert titles and not [t for t in titles if "None" in t]
+    events = read_events(saved / "events.jsonl")
+    (height,) = {e["height"] for e in events if e["kind"] == "compensation"}
+    paid = re.search(r'<p id="paid-when">([^<]*)</p>', page).group(1)
+    assert f"paid in block {height} of fork 1" in paid and "after the restart" not in paid
+
+
+def test_a_run_that_never_restarted_says_so_and_still_charts_its_one_block():
+    """equivocation-third breaks agreement at height 1: one price point per market, no restart."""
+    report = {"scenario": "x", "seed": 1, "incident": {"market": "BTC-USD", "first_bad_height": None,
+                                                         "halt_height": None, "liquidations": 0,
+                                                         "liquidated_accounts": []},
+              "restore": None, "reopening": None, "restart": None, "timeline": [],
+              "validators": {"count": 4, "total_power": 4, "byzantine": []},
+              "compensation": {"accounts": 0, "total": 0, "entries": []}, "forensics": {"culprits": [], "evidence": []},
+              "checks": {}}
+    events = [{"kind": "price", "fork": 0, "height": 1, "t_s": 0.1, "market": "BTC-USD", "onchain": 9 * 10**22,
+               "reference": 9 * 10**22}]
+    (chart,) = draw_market_charts(report, events)
+    assert chart["svg"].count("<circle") == 2, "one block still shows its two prices"
+    assert describe_payment(report, events) is None
+    assert not [line for line in build_summary(report, events) if "restart" in line and "never" not in line]
