@@ -19,7 +19,7 @@ from markupsafe import Markup, escape
 
 from consensus.emergency import PLAN_FORK_BASE
 from scenarios.events import EventLogError, read_events, write_events
-from scenarios.html_charts import Chart, draw_chart
+from scenarios.html_charts import MIN_WIDTH, Chart, draw_chart, fit_text
 from scenarios.output import write_text_atomic
 from scenarios.explain import CHECKS, TERMS
 from scenarios.narrate import NIL_REASONS, caption_for, format_usd, shorten
@@ -243,7 +243,7 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
     return Markup("".join(parts)), rounds, left_out
 
 
-ICON_OFFSETS = {"lock": 22, "decide": 0, "timeout": -28, "alarm": 10, "halt": 10, "view": -22}
+ICON_OFFSETS = {"lock": 22, "decide": 0, "timeout": -28, "alarm": -24, "halt": -24, "view": -22}
 
 
 def draw_icon(kind: str, x: int, y: int, attr: str = "", title: str = "") -> str:
@@ -305,12 +305,12 @@ def summarise_height(events: list[dict]) -> list[str]:
     decides = [e for e in events if e["kind"] == "decide"]
     values = sorted({e["value"] for e in decides})
     if len(values) > 1:  # only Byzantine power of a third or more can do this
-        split = "; ".join(f"validators {sorted({e['validator'] for e in decides if e['value'] == v})} decided "
+        split = "; ".join(f"validators {_names(sorted({e['validator'] for e in decides if e['value'] == v}))} decided "
                           f"{shorten(v, 8)}" for v in values)
         lines.append(f"Agreement broken: {split}.")
     elif decides:
         rounds = sorted({e["round"] for e in decides})
-        lines.append(f"Decided in round {rounds[0]} by validators {sorted({e['validator'] for e in decides})}.")
+        lines.append(f"Decided in round {rounds[0]} by validators {_names(sorted({e['validator'] for e in decides}))}.")
     else:
         lines.append("Not decided at this height.")
     drops = [e for e in events if e["kind"] == "drop"]
@@ -370,8 +370,8 @@ def draw_roots(report: dict, events: list[dict]) -> Markup:
     target = restore.get("target_height")
     first_bad = report["incident"]["first_bad_height"]
     top = max(e["height"] for e in commits)
-    cell = max(6, min(18, 1000 // max(top, 1)))
-    width = 90 + (top + 1) * cell + 40
+    cell = max(6, min(30, 1000 // max(top, 1)))
+    width = max(MIN_WIDTH, 90 + (top + 1) * cell + 40)
     rows = {0: 30}
     if restore:
         rows[restore["new_fork_id"]] = 100
@@ -393,11 +393,12 @@ def draw_roots(report: dict, events: list[dict]) -> Markup:
     if target is not None:
         x = 90 + target * cell + cell // 2
         hx = 90 + restore["halt_height"] * cell + cell // 2
+        note = f'rollback to height {target} (root {shorten(restore["snapshot_state_root"], 8)})'
+        nx, anchor = fit_text(max(x, hx) + 8, note, width)
         parts.append(f'<path class="rollback" d="M{hx} 50 C{hx} 80 {x} 60 {x} 96" marker-end="url(#arrow)"/>'
-                     f'<text class="note" x="{x + 6}" y="72">rollback to height {target} '
-                     f'(root {escape(shorten(restore["snapshot_state_root"], 8))})</text>')
+                     f'<text class="note" x="{nx}" y="72" text-anchor="{anchor}">{escape(note)}</text>')
     for h in sorted({1, top, *(v for v in (target, restore.get("halt_height")) if v)}):
-        parts.append(f'<text class="tick" x="{90 + h * cell}" y="145">{h}</text>')
+        parts.append(f'<text class="tick" x="{90 + h * cell + cell // 2}" y="145" text-anchor="middle">{h}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -462,7 +463,7 @@ def draw_market_charts(report: dict, events: list[dict]) -> list[dict]:
             chart.markers.append((restart[0], "restart"))
         moved = sum(1 for e in points if e["onchain"] != e["reference"])
         charts.append({"market": market, "svg": draw_chart(chart), "liquidations": sum(chart.bars),
-                       "off_blocks": moved})
+                       "off_blocks": moved, "blocks": len(points)})
     return charts
 
 
@@ -882,7 +883,8 @@ def build_restore(report: dict, events: list[dict]) -> dict:
     restore = report.get("restore") or {}
     expected = restore.get("expected_state_root")
     rows = [{"validator": e["validator"], "ok": e["ok"], "root": e["state_root"], "error": e.get("error"),
-             "matches": e["state_root"] == expected} for e in events if e["kind"] == "restore"]
+             "matches": e["state_root"] == expected}
+            for e in sorted((e for e in events if e["kind"] == "restore"), key=lambda e: e["validator"])]
     returned = restore.get("returned") or {"accounts": 0, "total": 0, "entries": []}
     entries = sorted(returned["entries"], key=lambda e: (-e["amount"], e["account"]))
     return {"rows": rows, "returned": returned,

@@ -38,6 +38,7 @@ return out;
 """
 
 HALT_RED = (0xCF, 0x22, 0x2E)  # #halt-banner's background
+WINDOW = (1280, 1100)
 
 
 def find_browser() -> tuple[str, str]:
@@ -129,7 +130,7 @@ def driver(page):
     profile = tempfile.mkdtemp(prefix="l2sim-chromium-")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1100", f"--user-data-dir={profile}"):
+                 f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(service=Service(chromedriver), options=options)
@@ -216,12 +217,15 @@ def test_every_section_is_on_the_page_and_photographed(page, lying_page, driver,
         for section in SECTIONS:
             element = driver.find_element("id", section)
             assert element.is_displayed() and element.text.strip(), (name, section)
+            # the window as tall as the section, so that the picture holds all of it
+            driver.set_window_size(1280, min(element.size["height"] + 200, 6000))
             driver.execute_script("arguments[0].scrollIntoView()", element)
             shot = shots / f"{name}-{section}.png"
             element.screenshot(str(shot))
             assert _is_picture(shot), shot
         summary = driver.find_element("id", "summary").text
         assert "halt" in summary and "restarted as fork 1" in summary and "paid" in summary
+    driver.set_window_size(*WINDOW)
 
 
 def test_no_text_leaves_its_svg_at_any_height(page, lying_page, driver):
