@@ -15,7 +15,7 @@ from scenarios.cli import load_with_options, main
 from scenarios.events import read_events
 from scenarios.explain import CHECKS
 from scenarios.html import (build_summary, describe_payment, draw_market_charts, explain_signers, find_reproduce,
-                            read_saved_reproduce, render_html)
+                            funding_rows, read_saved_reproduce, render_html)
 from scenarios.loader import dump_scenario, load_scenario
 from teaching_support import l2sim
 
@@ -135,3 +135,15 @@ def test_a_run_that_never_restarted_says_so_and_still_charts_its_one_block():
     assert chart["svg"].count("<circle") == 2, "one block still shows its two prices"
     assert describe_payment(report, events) is None
     assert not [line for line in build_summary(report, events) if "restart" in line and "never" not in line]
+
+
+def test_the_funding_reset_and_its_restore_are_on_the_page(saved):
+    """The glitch resets the funding index of its funding markets: the page shows it at zero at
+    the halt and back at its value after the restart (read from the chain, not assumed)."""
+    report = json.loads((saved / "data" / "report.json").read_text())
+    rows = {r["market"]: r for r in funding_rows(report, read_events(saved / "events.jsonl"))}
+    assert report["incident"]["funding_markets"]
+    for market in report["incident"]["funding_markets"]:
+        row = rows[market]
+        assert row["halt"] == "0.0000" and row["before"] not in ("0.0000", "-"), row
+        assert row["restart"] == row["before"], row
