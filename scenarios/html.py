@@ -124,11 +124,12 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
     below a break, on its own scale. Returns (svg, rounds present, messages left out)."""
     byzantine = byzantine or {}
     messages, _ = _messages(events)
-    times = [e["t_s"] for e in events]
+    # the times of what is drawn (a re-sent copy that is not drawn does not stretch the lanes)
+    marks = [e["t_s"] for e in events if e["kind"] not in ("send", "deliver", "drop")]
+    core = marks + [t for m in messages if m["key"][2] not in GOSSIP_TYPES for t in (m["sent"], m["arrived"])
+                    if t is not None]
+    times = marks + [t for m in messages for t in (m["sent"], m["arrived"]) if t is not None]
     t0, t1 = min(times), max(times)
-    core = [e["t_s"] for e in events if e["kind"] not in ("send", "deliver", "drop")]
-    core += [t for m in messages if m["key"][2] not in GOSSIP_TYPES for t in (m["sent"], m["arrived"])
-             if t is not None]
     t_break = max(core, default=t1)
     folded = t1 > t_break + 1e-9
     span = max(t_break - t0, 1e-3)
@@ -531,6 +532,13 @@ def _format_index(value: int) -> str:
 # ---------------------------------------------------------------- tables
 
 
+LATE_PRECOMMIT = "precommitted the plan too, but the certificate holds only the first quorum of precommits"
+
+
+def _precommitted(events: list[dict], plan_hash: str | None) -> bool:
+    return any(e["kind"] == "vote" and e["step"] == "precommit" and e["value"] == plan_hash for e in events)
+
+
 def explain_signers(report: dict, events: list[dict]) -> list[dict]:
     """A row per validator: did it sign the rollback certificate, and if not, why not."""
     restore = report.get("restore")
@@ -549,8 +557,10 @@ def explain_signers(report: dict, events: list[dict]) -> list[dict]:
             rejected = [e for e in events if e["kind"] == "plan" and e["proposer"] == v and not e["accepted"]]
             if rejected:
                 why += f": its plan was rejected ({rejected[0]['reason']})"
-        elif any(e["kind"] == "vote" and e["step"] == "precommit" and e["value"] == plan_hash for e in mine):
-            why = "precommitted the plan too, but the certificate holds only the first quorum of precommits"
+            elif _precommitted(mine, plan_hash):
+                why += f": it {LATE_PRECOMMIT}"
+        elif _precommitted(mine, plan_hash):
+            why = LATE_PRECOMMIT
         elif any(e["kind"] == "crash" for e in mine) or not mine:
             why = "down or cut off while the plan was voted (it got the certificate by state sync)"
         else:
@@ -746,7 +756,7 @@ def build_summary(report: dict, events: list[dict]) -> list[str]:
     first_bad, halt = incident["first_bad_height"], incident["halt_height"]
     who = f"{count} validators" + (f" ({len(byzantine)} of them Byzantine: "
                                    + ", ".join(f"{v} {b}" for v, b in sorted(byzantine.items())) + ")"
-                                   if byzantine else ", all honest")
+                                   if byzantine else " (all honest)")
     if first_bad is not None:
         lines.append(f"{who} ran the chain normally up to height {first_bad - 1}.")
         prices = _chain_prices(report, events).get(incident.get("market"), [])
@@ -800,7 +810,7 @@ def build_summary(report: dict, events: list[dict]) -> list[str]:
                      "the rollback certificate.")
         ok = sum(1 for e in events if e["kind"] == "restore" and e["ok"])
         lines.append(f"{ok} validators restored it and each checked its state root against the certificate's "
-                     f"expected root {shorten(restore['expected_state_root'], 8)}.")
+                     f"expected root ({shorten(restore['expected_state_root'], 8)}).")
         returned = restore.get("returned")
         if returned and returned["accounts"]:
             lines.append(f"The rollback gave back {format_usd(returned['total'])} to {returned['accounts']} accounts "
@@ -811,7 +821,8 @@ def build_summary(report: dict, events: list[dict]) -> list[str]:
                                 for p in (reopening or {}).get("phases", ()))
         lines.append(f"The chain restarted as fork {report['restart']['fork_id']} at height "
                      f"{report['restart']['start_height']}" + (f": {phases}" if phases else "") + "."
-                     + (f" {reopening['liquidations']} accounts were liquidated during the reopening."
+                     + (f" {reopening['liquidations']} liquidation{'s' if reopening['liquidations'] != 1 else ''} "
+                        f"of {len(reopening['liquidated_accounts'])} accounts followed during the reopening."
                         if reopening and reopening["liquidations"] else ""))
     comp = report["compensation"]
     if comp["accounts"]:
