@@ -15,6 +15,7 @@ from markupsafe import Markup, escape
 
 MIN_WIDTH = 720
 MAX_STEP = 60
+MAX_DOTS = 60  # a chart of more blocks shows its lines only (the page must stay light enough to mail)
 TEXT_PX = 7.2  # a generous width of one character of 12 px system-ui
 X0, TOP, PLOT_H = 78, 14, 190
 
@@ -115,7 +116,7 @@ def draw_chart(chart: Chart) -> Markup:
                      f'{escape(_format(value, chart.value_format))}</text>')
     for name, cls, vs in chart.lines:
         points = " ".join(f"{round(x(i))},{y(v)}" for i, v in enumerate(vs) if v is not None)
-        dots = "".join(f'<circle class="dot {cls}" cx="{round(x(i))}" cy="{y(v)}" r="2.5"><title>'
+        dots = "" if n > MAX_DOTS else "".join(f'<circle class="dot {cls}" cx="{round(x(i))}" cy="{y(v)}" r="2.5"><title>'
                        f'{escape(chart.labels[i])}: {escape(name)} {escape(_format(v, chart.value_format))}'
                        f'</title></circle>' for i, v in enumerate(vs) if v is not None)
         parts.append(f'<polyline class="{cls}" points="{points}"/>{dots}')
