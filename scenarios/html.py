@@ -792,8 +792,9 @@ def build_summary(report: dict, events: list[dict]) -> list[str]:
         plans = [e for e in events if e["kind"] == "plan"]
         rejected = [e for e in plans if not e["accepted"]]
         for e in rejected:
-            lines.append(f"Validator {e['proposer']} proposed a plan to height {e['target_height']}; honest validators "
-                         f"rejected it: {e['reason']}.")
+            target = f" to height {e['target_height']}" if e.get("target_height") is not None else ""
+            lines.append(f"Validator {e['proposer']} proposed a plan{target}; honest validators rejected it: "
+                         f"{e['reason']}.")
         byz = _byzantine(report)
         for e in plans:
             if e["accepted"] and e["proposer"] in byz:

@@ -147,3 +147,16 @@ def test_the_funding_reset_and_its_restore_are_on_the_page(saved):
         row = rows[market]
         assert row["halt"] == "0.0000" and row["before"] not in ("0.0000", "-"), row
         assert row["restart"] == row["before"], row
+
+
+def test_a_rejected_plan_is_shown_with_its_reason(saved):
+    """A rejected plan's event names no mode or target (byzantine-restore-proposer): the page
+    still shows it, who rejected it and why."""
+    report = json.loads((saved / "data" / "report.json").read_text())
+    events = read_events(saved / "events.jsonl")
+    rejected = {"accepted": False, "fork": 0, "height": None, "kind": "plan", "plan_hash": "0x" + "cc" * 32,
+                "proposer": 0, "reason": "differs from this validator's own plan in expected_root",
+                "rejected_by": [1, 2, 3], "t_s": events[-1]["t_s"], "target_height": None}
+    page = html.unescape(render_html(report, [*events, rejected]))
+    assert "rejected by validators 1, 2, 3: differs from this validator's own plan in expected_root" in page
+    assert "Validator 0 proposed a plan; honest validators rejected it" in page
