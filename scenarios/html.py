@@ -745,6 +745,18 @@ def describe_payment(report: dict, events: list[dict]) -> str | None:
     return "; ".join(parts)
 
 
+def describe_plan(restore: dict) -> str:
+    """What the certified plan does, in the words of its mode."""
+    target, mode = restore["target_height"], restore["mode"]
+    if mode == "selective-restore":
+        return (f"{mode}: rewrite the {len(restore.get('surgery_accounts', ()))} accounts the bad price touched to "
+                f"their state at height {target}, keeping every other transaction")
+    if mode == "rollback-replay":
+        return (f"{mode}: roll back to height {target}, then replay {len(restore.get('replayed_transactions', ()))} "
+                "transactions of the bad window that did not depend on the bad price")
+    return f"{mode}: roll the chain back to height {target}"
+
+
 def build_summary(report: dict, events: list[dict]) -> list[str]:
     """'What happened' in a few sentences, in order, from the report and the events."""
     incident, restore = report["incident"], report.get("restore")
@@ -803,15 +815,14 @@ def build_summary(report: dict, events: list[dict]) -> list[str]:
                              "validators found on their own chains, so they signed it: only a sound target is "
                              "certified.")
         cert = restore["certificate"]
-        lines.append(f"Validators {_names(cert['signers'])} signed the plan ({restore['mode']} to height "
-                     f"{restore['target_height']}) with power {cert['power']} of {report['validators']['total_power']}: "
-                     "the rollback certificate.")
+        lines.append(f"Validators {_names(cert['signers'])} signed the plan ({describe_plan(restore)}) with power "
+                     f"{cert['power']} of {report['validators']['total_power']}: the rollback certificate.")
         ok = sum(1 for e in events if e["kind"] == "restore" and e["ok"])
         lines.append(f"{ok} validators restored it and each checked its state root against the certificate's "
                      f"expected root ({shorten(restore['expected_state_root'], 8)}).")
         returned = restore.get("returned")
         if returned and returned["accounts"]:
-            lines.append(f"The rollback gave back {format_usd(returned['total'])} to {returned['accounts']} accounts "
+            lines.append(f"The restore gave back {format_usd(returned['total'])} to {returned['accounts']} accounts "
                          "liquidated by the glitch.")
     reopening = report.get("reopening")
     if report.get("restart"):
