@@ -111,6 +111,42 @@ def _nice_step(span_ms: float) -> int:
     return step
 
 
+IDLE_S, BREAK_PX, MIN_PIECE_PX = 5.0, 30, 60
+
+
+def _time_pieces(times: list[float], t0: float, t_end: float) -> list[tuple[float, float, int, int]]:
+    """How the lane's height is shared: (t_from, t_to, y_from, y_to) pieces, alternately a
+    stretch where something happens and a break over a wait of more than `IDLE_S` that is also
+    most of the height's time (a partition, a long timeout), drawn `BREAK_PX` tall."""
+    span = max(t_end - t0, 1e-3)
+    busy, start, previous = [], t0, t0
+    for t in times:
+        if t - previous > IDLE_S and t - previous > span / 2:
+            busy.append((start, previous))
+            start = t
+        previous = t
+    busy.append((start, t_end))
+    room = DIAGRAM_H - BREAK_PX * (len(busy) - 1)
+    pieces, y = [], DIAGRAM_TOP
+    for i, (a, b) in enumerate(busy):
+        if i:
+            pieces.append((busy[i - 1][1], a, y, y + BREAK_PX))
+            y += BREAK_PX
+        h = max(MIN_PIECE_PX, room // len(busy))  # each stretch alike: a short one after a wait is as readable
+        pieces.append((a, b, y, y + h))
+        y += h
+    return pieces
+
+
+def _time_label(ms: int, step_ms: int = 1000) -> str:
+    """A time since the height's start: milliseconds up to ten seconds, then seconds (with
+    the decimals a tick step of `step_ms` needs)."""
+    if ms < 10_000:
+        return f"{ms} ms"
+    decimals = 0 if step_ms >= 1000 else 1 if step_ms >= 100 else 2 if step_ms >= 10 else 3
+    return f"{ms / 1000:,.{decimals}f} s"
+
+
 def _no_none(text: str) -> str:
     return text.replace(" round None", "").replace("None", "-")
 
@@ -132,15 +168,17 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
     t0, t1 = min(times), max(times)
     t_break = max(core, default=t1)
     folded = t1 > t_break + 1e-9
-    span = max(t_break - t0, 1e-3)
-    fold_top = DIAGRAM_TOP + DIAGRAM_H + FOLD_GAP
-    bottom = fold_top + FOLD_H if folded else DIAGRAM_TOP + DIAGRAM_H
     width = _lane_x(count - 1) + LANE_X0
+    pieces = _time_pieces(sorted(set(core)), t0, t_break)
+    if folded:  # the commit gossip, below a break on its own scale
+        pieces.append((t_break, t1, pieces[-1][3] + FOLD_GAP, pieces[-1][3] + FOLD_GAP + FOLD_H))
+    bottom = pieces[-1][3]
 
     def y(t: float) -> int:
-        if t <= t_break or not folded:
-            return DIAGRAM_TOP + round((min(t, t_break) - t0) / span * DIAGRAM_H)
-        return fold_top + round((t - t_break) / max(t1 - t_break, 1e-3) * FOLD_H)
+        for ta, tb, ya, yb in pieces:
+            if t <= tb or (ta, tb) == pieces[-1][:2]:
+                return ya + round((min(max(t, ta), tb) - ta) / max(tb - ta, 1e-6) * (yb - ya))
+        return bottom
 
     total_h = bottom + (40 if is_halt else 14) + (26 if folded else 0)
     parts = [f'<svg class="lamport" viewBox="0 0 {width} {total_h}" width="{width}" height="{total_h}" role="img">']
@@ -155,18 +193,30 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
                 parts.append(f'<rect class="fault down" x="{x - 26}" y="{top}" width="52" '
                              f'height="{max(low - top, 2)}"/><text class="fault-label" x="{x + 24}" '
                              f'y="{top + 13}">{escape(label)}</text>')
-    step_ms = _nice_step(span * 1000)
-    ticks = [(k * step_ms, y(t0 + k * step_ms / 1000)) for k in range(0, int(span * 1000 // step_ms) + 1)]
-    parts.append(f'<path class="grid" d="{"".join(f"M66 {ty}H{width - 8}" for _, ty in ticks)}"/>')
-    parts += [f'<text class="axis" x="62" y="{ty + 4}">{ms} ms</text>' for ms, ty in ticks]
-    parts.append(f'<text class="axis-title" x="4" y="{DIAGRAM_TOP - 14}">time (ms)</text>')
+    ticks = []
+    for i, (ta, tb, ya, yb) in enumerate(pieces):
+        if i % 2:  # a break: an idle stretch, or the fold before the commit gossip
+            cut = (ya + yb) // 2 if i < len(pieces) - 1 or not folded else ya - FOLD_GAP // 2
+            parts.append(f'<path class="break" d="M0 {cut - 3} H{width} M0 {cut + 2} H{width}"/>')
+            continue
+        step_ms = _nice_step((tb - ta) * 1000 * DIAGRAM_H / max(yb - ya, 1))
+        first = ta if i else t0
+        start_ms = round((first - t0) * 1000)
+        ticks.append((_time_label(start_ms) if i == 0 else "+" + _time_label(start_ms, step_ms), ya))
+        k = start_ms // step_ms + 1
+        while k * step_ms <= (tb - t0) * 1000 and (i == 0 or yb - ya > 60):
+            ty = y(t0 + k * step_ms / 1000)
+            if ty - ticks[-1][1] >= 16:
+                ticks.append((("+" if i else "") + _time_label(k * step_ms, step_ms), ty))
+            k += 1
     if folded:
-        cut = DIAGRAM_TOP + DIAGRAM_H + 14
-        parts.append(f'<path class="break" d="M0 {cut} H{width} M0 {cut + 5} H{width}"/>'
-                     f'<text class="axis" x="62" y="{fold_top + 4}">+{round((t_break - t0) * 1000)} ms</text>'
-                     f'<text class="axis" x="62" y="{bottom + 4}">+{round((t1 - t0) * 1000)} ms</text>'
-                     f'<text class="fold-label" x="66" y="{bottom + 26}">below the break: the commit gossip after the '
+        ticks.append(("+" + _time_label(round((t_break - t0) * 1000)), pieces[-1][2]))
+        ticks.append(("+" + _time_label(round((t1 - t0) * 1000)), bottom))
+        parts.append(f'<text class="fold-label" x="66" y="{bottom + 26}">below the break: the commit gossip after the '
                      f'decisions, on its own time scale</text>')
+    parts.append(f'<path class="grid" d="{"".join(f"M66 {ty}H{width - 8}" for _, ty in ticks)}"/>')
+    parts += [f'<text class="axis" x="62" y="{ty + 4}">{label}</text>' for label, ty in ticks]
+    parts.append(f'<text class="axis-title" x="4" y="{DIAGRAM_TOP - 14}">time ↓</text>')
     rounds = sorted({e["round"] for e in events if e.get("round") is not None})
     starts: dict[int, float] = {}
     for event in events:
@@ -176,7 +226,7 @@ def draw_lamport(events: list[dict], count: int, *, is_halt: bool,
         if r > 0:
             ry = y(starts[r]) - 4
             parts.append(f'<g data-r="{r}"><line class="round" x1="66" x2="{width - 10}" y1="{ry}" y2="{ry}"/>'
-                         f'<text class="round-label" x="{width - 10}" y="{ry - 3}">round {r}</text></g>')
+                         f'<text class="round-label" x="{width - 10}" y="{ry - 3}" text-anchor="end">round {r}</text></g>')
     for v in range(count):
         x = _lane_x(v)
         bad = v in byzantine
