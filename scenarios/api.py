@@ -100,19 +100,20 @@ def run(
         finally:
             if data_path is not None:
                 done.store.close()
-        if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
-            finish_saved_run(data_path, data, {n.index: n.view.history.height for n in done.nodes},
-                             log.get_ordered())
-    report = Report.model_validate(data)
-    if events is not None:
-        write_events(log.get_ordered(), events)
-    if not report.ok:
+        report = Report.model_validate(data)
+        command = None
         if isinstance(scenario, (str, os.PathLike)):
             command = format_reproduce(os.fspath(scenario), resolved.seed, small=small,
                                        set_options=format_set_options(overrides or {}))
-        else:  # a dict or a Scenario has no file to name: write the resolved scenario where it can
+        elif data_path is not None or not report.ok:  # a dict or a Scenario has no file to name: write one
             command = format_reproduce(os.fspath(save_replay_file(resolved)), resolved.seed, small=False,
                                        set_options=())
+        if data_path is not None:  # as `l2sim run --data-dir` saves it: the report without `reproduce`
+            finish_saved_run(data_path, data, {n.index: n.view.history.height for n in done.nodes},
+                             log.get_ordered(), reproduce=command)
+    if events is not None:
+        write_events(log.get_ordered(), events)
+    if not report.ok:
         report = Report.model_validate({**report.to_dict(), "reproduce": command})
     return report.with_scenario(dump_scenario(resolved))
 

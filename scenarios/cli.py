@@ -238,13 +238,13 @@ def inspect_command(data_dir: str, height: int, account: str | None, validator: 
 @_WEI_OPTION
 def report_command(data_dir: str, html_path: str | None, json_path: str | None, wei: bool) -> None:
     """The report of a run saved with `l2sim run --data-dir DIR`: summary, page or JSON."""
-    from scenarios.html import load_saved_run, write_html
+    from scenarios.html import load_saved_run, read_saved_reproduce, write_html
     from scenarios.output import write_text_atomic
 
     check_output_paths({"--html": html_path, "--json": json_path}, data_dir=data_dir, data_dir_option="DIR")
     report, events = load_saved_run(data_dir)
     if html_path is not None:
-        write_html(report, events, html_path)
+        write_html(report, events, html_path, reproduce=read_saved_reproduce(data_dir))
     if json_path == "-":
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     elif json_path is not None:

@@ -45,7 +45,8 @@ KINDS: dict[str, tuple[tuple[str, ...], str]] = {
     "partition_end": (("groups",), "the partition heals"),
     # the chain and the exchange (once per height, as the reference honest validator sees it)
     "commit": (("block_hash", "state_root", "proposer", "txs"), "a block is appended to the chain"),
-    "price": (("market", "onchain", "reference"), "the oracle's on-chain price and the true price"),
+    "price": (("market", "onchain", "reference"), "the oracle's on-chain price (the index), the true price, "
+              "and (from this version) the perps mark and the funding index"),
     "liquidation": (("account", "market", "price"), "a keeper liquidates an account's position"),
     # the emergency
     "alarm": (("validator", "reason"), "a validator's deviation alarm goes off"),

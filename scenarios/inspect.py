@@ -4,7 +4,8 @@ A saved run is a directory holding:
 
 - `run.json`, the manifest (format `l2sim-run-1`): the scenario and seed, every validator
   with its behaviour and whether it is honest, the status (`running` until the run ends,
-  then `finished` with the digest and each validator's final height). It is written when
+  then `finished` with the digest, each validator's final height and the `l2sim run`
+  command that replays it). It is written when
   the run starts and rewritten, atomically, when it ends: a run killed at any moment still
   says what it is.
 - `chain.sqlite`, the node store and every validator's chain view (one transaction a block).
@@ -87,14 +88,18 @@ def start_saved_run(data_dir: str, scenario: Scenario) -> None:
     _write_json(Path(data_dir) / MANIFEST_NAME, compute_start_manifest(scenario))
 
 
-def finish_saved_run(data_dir: str, report: dict, final_heights: dict[int, int], events: list[dict]) -> None:
+def finish_saved_run(data_dir: str, report: dict, final_heights: dict[int, int], events: list[dict], *,
+                     reproduce: str | None = None) -> None:
     """Write the report and the event log, then (last, once every file is in place) mark the
-    manifest finished with the digest and final heights."""
+    manifest finished with the digest, the final heights and the `l2sim run` command that
+    replays the run (what the page of the saved run prints)."""
     directory = Path(data_dir)
     _write_json(directory / REPORT_NAME, report)
     write_events(events, directory / EVENTS_NAME)
     manifest = read_manifest(data_dir)
     manifest.update(status="finished", digest=report["digest"], ok=all(c["ok"] for c in report["checks"].values()))
+    if reproduce is not None:
+        manifest["reproduce"] = reproduce
     for entry in manifest["validators"]:
         entry["final_height"] = final_heights.get(entry["index"])
     _write_json(directory / MANIFEST_NAME, manifest)

@@ -228,7 +228,8 @@ def _compute_small_reopening(scenario: Scenario, changes: Mapping[str, Any]) -> 
     halt = changes.get("detection.operator_halt_height", scenario.detection.operator_halt_height)
     if halt is None:
         halt = start + changes.get("detection.delay_blocks", scenario.detection.delay_blocks)
-    needed = halt + SMALL_RESTART_AFTER_HALT + after_restart - 1
+    # Never longer than the full-length chain: what it does not reach, the small one need not.
+    needed = min(scenario.chain.heights, halt + SMALL_RESTART_AFTER_HALT + after_restart - 1)
     if needed > heights:
         out["chain.heights"] = needed
     return out

@@ -302,7 +302,8 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
     report = build_report(run, virtual_s, wall_s)
     if data_dir is not None:
         run.store.close()
-        finish_saved_run(data_dir, report, {n.index: n.view.history.height for n in run.nodes}, log.get_ordered())
+        finish_saved_run(data_dir, report, {n.index: n.view.history.height for n in run.nodes}, log.get_ordered(),
+                         reproduce=reproduce)
     ok = is_report_ok(report)
     if not ok:
         report["reproduce"] = reproduce
@@ -313,7 +314,8 @@ def run_scenario(scenario: Scenario, *, json_path: str | None, data_dir: str | N
     if log is not None:
         from scenarios.html import save_run_files
 
-        save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=None)
+        save_run_files(report, log.get_ordered(), events_path=events_path, html_path=html_path, data_dir=None,
+                       reproduce=reproduce)
     if not quiet:
         render_summary(report, console, wei=wei)
         for line in describe_outputs(json_path=json_path, events_path=events_path, html_path=html_path,

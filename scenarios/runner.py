@@ -32,6 +32,7 @@ from chain.exchange import (
     Liquidated,
     decode_events,
     get_funding_index,
+    get_mark_price,
     get_open_interest,
     get_price,
     get_vault_balance,
@@ -371,9 +372,11 @@ def _emit_commit(setup: RunSetup, rec: Recorder, block: Block, result: Execution
              proposer=proposer, txs=len(block.transactions))
     reference = setup.world.reference_prices(height)
     onchain = rec.prices[(fork, height)]
-    for market in sorted(reference):
+    addresses = setup.exchange.addresses
+    for market in sorted(reference):  # the mark and the funding index are read (views), never written
         rec.emit("price", now_s, fork, height, market=MARKETS[market], onchain=onchain.get(market, 0),
-                 reference=reference[market])
+                 reference=reference[market], mark=get_mark_price(setup.store, result.state_root, addresses, market),
+                 funding_index=get_funding_index(setup.store, result.state_root, addresses, market))
     for e in events:
         if isinstance(e, Liquidated):
             rec.emit("liquidation", now_s, fork, height, account=e.account, market=MARKETS[e.market], price=e.price)

@@ -1,7 +1,11 @@
 """The HTML report in a real browser (headless Chromium through selenium): it renders
 without console errors, stepping to the halt height shows the halt, stepping on hides it,
 the round filter hides other rounds, and the screenshot is a real picture with the halt
-banner's red in it. Under CI (CI=true) a missing Chromium is a failure, not a skip."""
+banner's red in it. Every section of the incident is on the page and photographed (under
+the test's tmp dir, `screenshots/`), no text sticks out of its SVG at any height the jump
+buttons reach, lying-minority's evidence card shows the forged root against the certified
+one, and the account search filters its table. One browser and two small runs serve the
+whole module. Under CI (CI=true) a missing Chromium is a failure, not a skip."""
 
 import os
 import shutil
@@ -12,9 +16,29 @@ import zlib
 import pytest
 
 from scenarios.html import write_html
+from scenarios.loader import load_scenario
 from teaching_support import load_small_scenario, record_small_run
 
+SECTIONS = ("summary", "cascade", "roots", "messages", "halt", "vote", "certificate", "restore", "reopening",
+            "ledgers", "checks", "glossary")
+# Every <text> of every SVG on screen whose box leaves its SVG's box (by more than half a pixel).
+CLIPPED_TEXT = """
+var out = [];
+document.querySelectorAll('svg').forEach(function (svg) {
+  var b = svg.getBoundingClientRect();
+  if (!b.width) { return; }
+  svg.querySelectorAll('text').forEach(function (t) {
+    var r = t.getBoundingClientRect();
+    if (r.width && (r.left < b.left - 0.5 || r.right > b.right + 0.5 || r.top < b.top - 0.5 || r.bottom > b.bottom + 0.5)) {
+      out.push(t.textContent);
+    }
+  });
+});
+return out;
+"""
+
 HALT_RED = (0xCF, 0x22, 0x2E)  # #halt-banner's background
+WINDOW = (1280, 1100)
 
 
 def find_browser() -> tuple[str, str]:
@@ -85,6 +109,16 @@ def page(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def lying_page(page):
+    """lying-minority under --small: a forged halt view, convicted against the certified root."""
+    folder = page[1].parent
+    _, report, log = record_small_run(load_scenario("lying-minority", small=True))
+    path = folder / "lying.html"
+    write_html(report, log.get_ordered(), path)
+    return path, report
+
+
+@pytest.fixture(scope="module")
 def driver(page):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -96,7 +130,7 @@ def driver(page):
     profile = tempfile.mkdtemp(prefix="l2sim-chromium-")
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,1100", f"--user-data-dir={profile}"):
+                 f"--window-size={WINDOW[0]},{WINDOW[1]}", f"--user-data-dir={profile}"):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     browser = webdriver.Chrome(service=Service(chromedriver), options=options)
@@ -164,3 +198,78 @@ def test_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch):
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception):
         find_browser()
+
+
+def _is_picture(path) -> bool:
+    """A PNG of some size with something in it (decoding whole sections in Python is slow: a
+    blank or one-colour image compresses to a few hundred bytes, a section of text and lines
+    to many kilobytes)."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width > 100 and height > 40 and len(data) > 4000
+
+
+def test_every_section_is_on_the_page_and_photographed(page, lying_page, driver, tmp_path_factory):
+    shots = tmp_path_factory.mktemp("screenshots")
+    for name, path in (("faulty-small", page[1]), ("lying-minority-small", lying_page[0])):
+        driver.get(path.as_uri())
+        for section in SECTIONS:
+            element = driver.find_element("id", section)
+            assert element.is_displayed() and element.text.strip(), (name, section)
+            if section == "glossary":  # the same words on every page, and the tallest picture: not taken
+                continue
+            # the window as tall as the section, so that the picture holds all of it
+            tall = element.size["height"] + 200 > WINDOW[1]
+            if tall:
+                driver.set_window_size(WINDOW[0], min(element.size["height"] + 200, 6000))
+            driver.execute_script("arguments[0].scrollIntoView()", element)
+            shot = shots / f"{name}-{section}.png"
+            element.screenshot(str(shot))
+            assert _is_picture(shot), shot
+            if tall:
+                driver.set_window_size(*WINDOW)
+        summary = driver.find_element("id", "summary").text
+        assert "halt" in summary and "restarted as fork 1" in summary and "paid" in summary
+
+
+def test_no_text_leaves_its_svg_at_any_height(page, lying_page, driver):
+    for path in (page[1], lying_page[0]):
+        driver.get(path.as_uri())
+        clipped = driver.execute_script(
+            "var slider = document.getElementById('height-slider'), found = [];"
+            "for (var i = 0; i <= parseInt(slider.max, 10); i++) {"
+            "  slider.value = String(i); slider.dispatchEvent(new Event('input'));"
+            f"  found = found.concat((function () {{ {CLIPPED_TEXT} }})().map(function (t) {{ return i + ': ' + t; }}));"
+            "}"
+            "return found;")
+        assert clipped == [], (path, clipped)
+    # Plant: a label past the right edge of a chart is caught.
+    driver.execute_script("var svg = document.querySelector('svg.chart');"
+                          "var t = document.createElementNS('http://www.w3.org/2000/svg', 'text');"
+                          "t.setAttribute('x', svg.width.baseVal.value - 10); t.setAttribute('y', 20);"
+                          "t.textContent = 'planted label'; svg.appendChild(t);")
+    assert driver.execute_script(CLIPPED_TEXT) == ["planted label"]
+
+
+def test_the_forged_view_is_shown_against_the_certified_root(lying_page, driver):
+    path, report = lying_page
+    driver.get(path.as_uri())
+    (evidence,) = [e for e in report["forensics"]["evidence"] if e["kind"] == "view-contradicts-certified-header"]
+    card = driver.find_element("id", f"evidence-{evidence['validator']}")
+    assert card.is_displayed()
+    assert evidence["claimed_root"] in card.text and evidence["certified_root"] in card.text
+    lanes = driver.find_elements("css selector", "#messages .height-view:not(.hidden) text.lane-label.byzantine")
+    assert {lane.text for lane in lanes} >= {b["behaviour"] for b in report["validators"]["byzantine"]}
+    assert driver.find_elements("css selector", "#halt svg.lamport line.msg"), "the halt views are drawn as messages"
+
+
+def test_the_account_search_filters_the_returned_table(page, driver):
+    _, path, report = page
+    driver.get(path.as_uri())
+    account = report["restore"]["returned"]["entries"][0]["account"]
+    box = driver.find_element("css selector", 'input[data-table="returned-table"]')
+    driver.execute_script("arguments[0].scrollIntoView()", box)
+    box.send_keys(account[2:12])
+    shown = [r for r in driver.find_elements("css selector", "#returned-table tr")[1:] if r.is_displayed()]
+    assert [r.text.split()[0] for r in shown] == [account]
