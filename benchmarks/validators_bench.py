@@ -15,7 +15,7 @@ import time
 from chain.contracts import CONTRACT_NAMES, compile_contract
 
 from scenarios.loader import load_scenario
-from scenarios.runner import execute_run, prepare_run
+from scenarios.runner import Recorder, execute_run, prepare_run
 from scenarios.schema import MAX_VALIDATORS
 
 
@@ -38,7 +38,7 @@ def _plain(scenario, count: int, heights: int):
 
 def measure(scenario, count: int, heights: int, budget_s: float) -> tuple[int, float]:
     """(heights committed, wall seconds spent on them) for `count` validators."""
-    run = prepare_run(_plain(scenario, count, heights))
+    setup = prepare_run(_plain(scenario, count, heights))
     started = time.perf_counter()
     reached = [0]
 
@@ -47,9 +47,8 @@ def measure(scenario, count: int, heights: int, budget_s: float) -> tuple[int, f
         if time.perf_counter() - started > budget_s:
             raise _OutOfBudget
 
-    run.progress = on_progress
     try:
-        execute_run(run)
+        execute_run(setup, Recorder(progress=on_progress))
     except _OutOfBudget:
         pass
     return reached[0], time.perf_counter() - started
