@@ -121,8 +121,8 @@ MUTANTS = (
         "        self._fired = set()\n", ""),),
         "the 'timeout already triggered' marks survive into the next height"),
     Mutant("skip-on-f", ENGINE, ((
-        "self.validator_set.get_power(senders) >= self.validator_set.skip_threshold]",
-        "self.validator_set.get_power(senders) >= self.validator_set.max_faulty_power]"),),
+        "if k > r and power >= self.validator_set.skip_threshold]",
+        "if k > r and power >= self.validator_set.max_faulty_power]"),),
         "line 55 skips rounds on f (one Byzantine validator) instead of f+1"),
     Mutant("commit-current-round-only", ENGINE, ((
         "for round in sorted(k[0] for k in self._tallies if k[1] == PRECOMMIT):",

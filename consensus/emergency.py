@@ -49,6 +49,7 @@ from consensus.messages import (
     CommitCertificate,
     CommitRequest,
     ConsensusError,
+    HasVotes,
     Proposal,
     ValidatorSet,
     Vote,
@@ -588,7 +589,7 @@ class EmergencyEngine:
             return self.on_sync_request(message)
         if isinstance(message, SyncBlocks):
             return self.on_sync_blocks(message)
-        if isinstance(message, (Proposal, Vote, Commit, CommitRequest)):
+        if isinstance(message, (Proposal, Vote, Commit, CommitRequest, HasVotes)):
             return self.plan_engine.on_message(message, payload)
         return []  # anything else a Byzantine peer sends is noise
 

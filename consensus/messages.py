@@ -281,8 +281,42 @@ class CommitRequest:
     requester: int
 
 
+@dataclass(frozen=True)
+class HasVotes:
+    """Unsigned gossip summary: `sender` is still deciding `height` (in `round`) and holds
+    the proposals of `proposal_rounds` (with their blocks) and, for each (round, step,
+    value), the votes of the validators whose bits are set in `voters` (bit i: validator
+    i). CometBFT's NewRoundStep and VoteSetBits in one message: a peer answers with the
+    signed messages the sender lacks, nothing else. Harmless to forge: the answer is
+    signed messages the sender checks, at most one answer per peer per re-gossip beat."""
+
+    fork_id: int
+    height: int
+    round: int
+    sender: int
+    proposal_rounds: tuple[int, ...]
+    voters: tuple[tuple[int, str, bytes | None, int], ...]  # (round, step, value, bitmask)
+
+    def get_known(self) -> dict[tuple[int, str, bytes | None], int]:
+        """(round, step, value) -> the bitmask of validators whose vote the sender holds."""
+        return {(round, step, value): bits for round, step, value, bits in self.voters}
+
+
+def is_well_formed_summary(summary: HasVotes, validator_count: int) -> bool:
+    """True for a HasVotes whose fields have the types and ranges an answer reads."""
+    fields = (summary.fork_id, summary.height, summary.round, summary.sender)
+    if not all(_is_int(v) and v >= 0 for v in fields) or summary.sender >= validator_count:
+        return False
+    if not isinstance(summary.proposal_rounds, tuple) or not isinstance(summary.voters, tuple):
+        return False
+    return all(_is_int(r) for r in summary.proposal_rounds) and all(
+        isinstance(entry, tuple) and len(entry) == 4 and _is_int(entry[0]) and entry[1] in VOTE_STEPS
+        and (entry[2] is None or _is_hash(entry[2])) and _is_int(entry[3]) and entry[3] >= 0
+        for entry in summary.voters)
+
+
 SignedMessage = Union[Proposal, Vote]
-Message = Union[Proposal, Vote, Commit, CommitRequest]
+Message = Union[Proposal, Vote, Commit, CommitRequest, HasVotes]
 
 
 def get_slot(message: SignedMessage) -> tuple[int, int, int, str]:
