@@ -145,6 +145,7 @@ def set_signature_memo(enabled: bool) -> None:
     global _signature_memo_enabled
     _signature_memo_enabled = bool(enabled)
     _recover_public_key_memo.cache_clear()
+    _is_valid_signature_memo.cache_clear()
 
 
 def is_signature_memo_enabled() -> bool:
@@ -172,8 +173,20 @@ _signature_memo_enabled = True
 
 
 def is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:
-    """True when `signature` over `digest` was made by the 64-byte `public_key`."""
+    """True when `signature` over `digest` was made by the 64-byte `public_key`.
+
+    Memoised with `recover_public_key` (same switch): keyed by all three, the whole content
+    the answer is a function of, so every validator of a process checks a gossiped vote once."""
+    if _signature_memo_enabled:
+        return _is_valid_signature_memo(public_key, digest, signature)
+    return _recover_public_key(digest, signature) == public_key
+
+
+def _is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:
     return recover_public_key(digest, signature) == public_key
+
+
+_is_valid_signature_memo = functools.lru_cache(maxsize=1 << 17)(_is_valid_signature)
 
 
 def compute_address(public_key: bytes) -> bytes:
@@ -207,6 +220,12 @@ class Proposal:
         """keccak(domain || rlp([fork_id, height, round, block_hash, pol_round + 1, proposer]))."""
         return self.digest
 
+    @functools.cached_property
+    def has_valid_shape(self) -> bool:
+        """`is_well_formed`'s answer, memoised: the fields of a frozen message never change,
+        and every receiver of a broadcast holds the same object."""
+        return _has_valid_shape(self)
+
     @property
     def step(self) -> str:
         return PROPOSAL_STEP
@@ -239,6 +258,11 @@ class Vote:
     def signing_digest(self) -> bytes:
         """keccak(domain || rlp([fork_id, height, round, step, is_nil, block_hash, validator]))."""
         return self.digest
+
+    @functools.cached_property
+    def has_valid_shape(self) -> bool:
+        """`is_well_formed`'s answer, memoised (see `Proposal.has_valid_shape`)."""
+        return _has_valid_shape(self)
 
     @property
     def signer_index(self) -> int:
@@ -344,14 +368,16 @@ def is_well_formed(message: object) -> bool:
     signature is bytes (whether it verifies is `is_signed_by`'s question). Anything else
     is dropped unread, however it was signed: its digest may not even be computable (RLP
     has no negative integers)."""
+    return isinstance(message, (Proposal, Vote)) and message.has_valid_shape
+
+
+def _has_valid_shape(message: "Proposal | Vote") -> bool:
     if isinstance(message, Proposal):
         shape = _is_hash(message.block_hash) and _is_int(message.pol_round) and message.pol_round >= -1
         signer = message.proposer
-    elif isinstance(message, Vote):
+    else:
         shape = message.step in VOTE_STEPS and (message.block_hash is None or _is_hash(message.block_hash))
         signer = message.validator
-    else:
-        return False
     return (shape and all(_is_int(v) and v >= 0 for v in (message.fork_id, message.height, message.round, signer))
             and isinstance(message.signature, bytes))
 

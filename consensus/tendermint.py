@@ -298,8 +298,7 @@ class Engine:
     def on_vote(self, vote: Vote) -> list[Action]:
         """A prevote or precommit was received."""
         actions: list[Action] = []
-        if self._route(vote, None, actions):
-            self._ingest_vote(vote, verify=True)
+        if self._route(vote, None, actions) and self._ingest_vote(vote, verify=True):
             self._apply_rules(actions)
         return actions
 
@@ -461,21 +460,30 @@ class Engine:
         self._proposals[proposal.round] = (proposal, payload)
         self._note_sender(proposal.round, proposal.proposer)
 
-    def _ingest_vote(self, vote: Vote, verify: bool) -> None:
+    def _ingest_vote(self, vote: Vote, verify: bool) -> bool:
+        """Count the vote; True when it may make a rule fire: it brought its tally, its value
+        or its round's senders up to a threshold. The engine is quiescent before each event
+        and every rule's condition is a count reaching a threshold, so a vote that crosses
+        none changes no rule's answer (the rules are not re-run for it)."""
         if vote.step not in VOTE_STEPS or vote.round < 0 or not 0 <= vote.validator < self.validator_set.size:
-            return
+            return False
         tally = self._tallies.get((vote.round, vote.step))
         if tally is not None and tally.is_duplicate(vote):
-            return  # the same vote again, re-signed or not: a validator counts once
+            return False  # the same vote again, re-signed or not: a validator counts once
         if verify and not self._is_authentic(vote):
-            return
+            return False
         if tally is None:
             tally = self._tallies[(vote.round, vote.step)] = VoteTally()
+        quorum = self.validator_set.quorum
+        before = (tally.power, tally.power_by_value.get(vote.block_hash, 0), self._round_power.get(vote.round, 0))
         first = tally.add(vote, self.validator_set.powers[vote.validator])
         if first is not None:
             self.evidence.append((first, vote))
-            return
-        self._note_sender(vote.round, vote.validator)
+        else:
+            self._note_sender(vote.round, vote.validator)
+        after = (tally.power, tally.power_by_value.get(vote.block_hash, 0), self._round_power.get(vote.round, 0))
+        thresholds = (quorum, quorum, self.validator_set.skip_threshold)
+        return any(b < t <= a for b, a, t in zip(before, after, thresholds))
 
     def _note_sender(self, round: int, validator: int) -> None:
         senders = self._round_senders.setdefault(round, set())
