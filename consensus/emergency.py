@@ -191,9 +191,10 @@ class HaltView(rlp.Serializable):
         ("signature", binary),
     ]
 
-    @property
+    @functools.cached_property
     def digest(self) -> bytes:
-        """keccak(domain || rlp(view without its signature)); what the validator signs."""
+        """keccak(domain || rlp(view without its signature)); what the validator signs
+        (memoised: a view is immutable, and every receiver checks the same object)."""
         return _view_digest(rlp.encode(self.copy(signature=b"")))
 
     def signing_digest(self) -> bytes:

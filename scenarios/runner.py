@@ -459,10 +459,18 @@ def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
         )
 
     is_nodes_done = _on_changes(sim, is_every_node_done)
+    split_seen_s: list[float] = []
 
     def is_done() -> bool:
         if rec.split_at is not None:
-            return True  # nothing sound can be built on a split chain: stop and convict
+            # Nothing sound can be built on a split chain: stop and convict, once every
+            # running validator has decided the split height (or a block time has passed),
+            # so the record holds each side's decision, not only the first two seen.
+            if not split_seen_s:
+                split_seen_s.append(sim.now_s)
+            height = rec.split_at[1]
+            return sim.now_s >= split_seen_s[0] + setup.scenario.chain.block_time_s or all(
+                node.committed_height >= height for node in sim.nodes if node.engine is not None)
         return is_nodes_done()
 
     sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
