@@ -393,9 +393,14 @@ class Simulation:
                     self._observe_message("drop", event.sender, receiver, event.message, reason="receiver_down")
                     continue
                 self.trace.deliveries += 1
-                self.trace._note(time_us, "deliver", receiver, event.sender, message_id)
-                self._observe_message("deliver", event.sender, receiver, event.message)
-                self._apply(node, node.engine.on_message(event.message, event.payload))
+                # the line `_note(time_us, "deliver", receiver, sender, id)` writes, built directly:
+                # this runs count^2 times a height
+                self.trace._hasher.update(b"%d|deliver|%d|%d|%s\n" % (time_us, receiver, event.sender, message_id))
+                if self.observer is not None:
+                    self._observe_message("deliver", event.sender, receiver, event.message)
+                actions = node.engine.on_message(event.message, event.payload)
+                if actions or self.observer is not None:
+                    self._apply(node, actions)
         elif isinstance(event, Fire):
             node = self.nodes[event.node]
             if node.engine is None or node.incarnation != event.incarnation:
