@@ -101,7 +101,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="warm runs per measurement (median)")
     parser.add_argument("--examples", type=int, default=10, help="hypothesis examples for (d)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run in this process: one example of (d); no ratios")
     args = parser.parse_args()
+    if args.quick:
+        per_minute, cpu_each = _examples_per_minute(1)
+        print(f"quick: one property-test example, {cpu_each:.2f} s CPU")
+        return
 
     cold, result = _child_cpu_s("shipped")
     cold_compiling, result_compiling = _child_cpu_s("compile")

@@ -170,8 +170,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(f"seed {args.seed}")
-    accounts = 2_000 if args.quick else args.accounts
-    tx_count = 100 if args.quick else 500
+    accounts = 400 if args.quick else args.accounts
+    tx_count = 20 if args.quick else 500
     rng = random.Random(args.seed)
 
     big = World(args.seed, accounts)
@@ -180,10 +180,11 @@ def main() -> None:
           f"{len(small.keys)} accounts in {small.genesis_s:.2f} s")
     bench_execution(big, rng, tx_count)
     print("(b) full rollback (target < 1 ms, independent of size):")
-    small_s, _ = bench_rollback(small, rng, blocks=10, txs_per_block=20)
-    big_s, _ = bench_rollback(big, rng, blocks=10, txs_per_block=20)
+    blocks, per_block = (3, 5) if args.quick else (10, 20)
+    small_s, _ = bench_rollback(small, rng, blocks=blocks, txs_per_block=per_block)
+    big_s, _ = bench_rollback(big, rng, blocks=blocks, txs_per_block=per_block)
     print(f"    rollback time, large / small state: {big_s / small_s:.2f}")
-    bench_diff(big, rng, 100)
+    bench_diff(big, rng, 20 if args.quick else 100)
     print(f"reproduce with: python benchmarks/chain_bench.py --seed {args.seed}"
           f"{' --quick' if args.quick else f' --accounts {args.accounts}'}")
 

@@ -51,6 +51,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--sizes", default="4,16,64,256", help="comma-separated validator counts")
+    parser.add_argument("--heights", type=int, default=None, help="heights every size runs (default: by size)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"seed {args.seed}")
@@ -58,7 +59,7 @@ def main() -> None:
           f"{'messages':>9} {'messages/s':>10} {'memo off x':>10}")
     for size in sizes:
         keys = derive_validator_keys(KEY_SEED, size)  # outside the timings
-        heights = HEIGHTS_BY_SIZE.get(size, 2)
+        heights = args.heights or HEIGHTS_BY_SIZE.get(size, 2)
         trace, wall_s = run_timed(args.seed, keys, heights)
         assert trace.result is not None and trace.result.reason == "predicate", trace.result
         slowdown = "-"

@@ -121,8 +121,8 @@ MUTANTS = (
         "        self._fired = set()\n", ""),),
         "the 'timeout already triggered' marks survive into the next height"),
     Mutant("skip-on-f", ENGINE, ((
-        "self.validator_set.get_power(senders) >= self.validator_set.skip_threshold]",
-        "self.validator_set.get_power(senders) >= self.validator_set.max_faulty_power]"),),
+        "if k > r and power >= self.validator_set.skip_threshold]",
+        "if k > r and power >= self.validator_set.max_faulty_power]"),),
         "line 55 skips rounds on f (one Byzantine validator) instead of f+1"),
     Mutant("commit-current-round-only", ENGINE, ((
         "for round in sorted(k[0] for k in self._tallies if k[1] == PRECOMMIT):",
@@ -207,10 +207,17 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="the CometBFT ports only")
     parser.add_argument("--only", default="", help="comma-separated mutant names")
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    parser.add_argument("--plant-only", action="store_true",
+                        help="check that every mutant still plants in the current source, run no tests (a smoke run)")
     args = parser.parse_args()
     if args.list:
         for mutant in MUTANTS:
             print(f"{mutant.name:34} {mutant.path:24} {mutant.bug}")
+        return 0
+    if args.plant_only:
+        for mutant in MUTANTS:
+            plant((ROOT / mutant.path).read_text(), mutant)  # exits naming the mutant whose edit no longer matches
+        print(f"all {len(MUTANTS)} mutants plant in the current source")
         return 0
     names = [n for n in args.only.split(",") if n]
     unknown = sorted(set(names) - {m.name for m in MUTANTS})

@@ -39,9 +39,11 @@ def _sample_workers(stop: threading.Event, peaks: dict[int, int], cpu: dict[int,
                 continue
 
 
-def measure(seeds: int, workers: int, scheduler: str | None) -> tuple[float, dict[int, int], float]:
-    """(wall seconds, peak RSS by worker pid, CPU seconds of the workers) of the sweep on `workers` workers."""
-    plan = plan_sweep("paradex-2026", seeds=seeds, axes={"detection.delay_blocks": [1, 3]}, small=True)
+def measure(seeds: int, workers: int, scheduler: str | None, keep: Path | None = None,
+            delays: tuple[int, ...] = (1, 3)) -> tuple[float, dict[int, int], float]:
+    """(wall seconds, peak RSS by worker pid, CPU seconds of the workers) of the sweep on `workers` workers;
+    the sweep's folder is kept at `keep` when given (a new, empty one otherwise, removed after)."""
+    plan = plan_sweep("paradex-2026", seeds=seeds, axes={"detection.delay_blocks": list(delays)}, small=True)
     peaks: dict[int, int] = {}
     cpu: dict[int, float] = {}
     stop = threading.Event()
@@ -49,7 +51,7 @@ def measure(seeds: int, workers: int, scheduler: str | None) -> tuple[float, dic
     sampler.start()
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        result = run_sweep(plan, str(Path(out) / "sweep"), workers=workers, scheduler=scheduler)
+        result = run_sweep(plan, str(keep or Path(out) / "sweep"), workers=workers, scheduler=scheduler)
         wall_s = time.perf_counter() - started
     stop.set()
     sampler.join()
@@ -64,13 +66,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8, help="seeds per value (runs = 2 x seeds)")
     parser.add_argument("--scheduler", default=None, help="'local' for a Dask LocalCluster")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: one run on one worker, no ratio")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="keep the sweep's folder here (one worker's run), e.g. for calibration_table.py")
     args = parser.parse_args()
+    if args.quick:
+        one_s, one_rss, _ = measure(1, 1, args.scheduler, args.out, delays=(1,))
+        print(f"quick: 1 run on 1 worker in {one_s:.1f} s, peak RSS "
+              + ", ".join(f"{rss / 2**20:.0f} MiB" for rss in one_rss.values()))
+        return
     runs = 2 * args.seeds
     print(f"sweep: paradex-2026 --small, {runs} runs, {'Dask LocalCluster' if args.scheduler else 'local pool'}, "
           f"{os.cpu_count()} cores")
     # Other processes on the machine take cores from the two workers: say how busy it was.
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    one_s, one_rss, one_cpu = measure(args.seeds, 1, args.scheduler)
+    one_s, one_rss, one_cpu = measure(args.seeds, 1, args.scheduler, args.out)
     print(f"load average between: {os.getloadavg()[0]:.2f}")
     two_s, two_rss, two_cpu = measure(args.seeds, 2, args.scheduler)
     # CPU seconds of the workers over wall seconds: how many cores the pool got (at most its size).

@@ -49,6 +49,7 @@ from consensus.messages import (
     CommitCertificate,
     CommitRequest,
     ConsensusError,
+    HasVotes,
     Proposal,
     ValidatorSet,
     Vote,
@@ -190,9 +191,10 @@ class HaltView(rlp.Serializable):
         ("signature", binary),
     ]
 
-    @property
+    @functools.cached_property
     def digest(self) -> bytes:
-        """keccak(domain || rlp(view without its signature)); what the validator signs."""
+        """keccak(domain || rlp(view without its signature)); what the validator signs
+        (memoised: a view is immutable, and every receiver checks the same object)."""
         return _view_digest(rlp.encode(self.copy(signature=b"")))
 
     def signing_digest(self) -> bytes:
@@ -588,7 +590,7 @@ class EmergencyEngine:
             return self.on_sync_request(message)
         if isinstance(message, SyncBlocks):
             return self.on_sync_blocks(message)
-        if isinstance(message, (Proposal, Vote, Commit, CommitRequest)):
+        if isinstance(message, (Proposal, Vote, Commit, CommitRequest, HasVotes)):
             return self.plan_engine.on_message(message, payload)
         return []  # anything else a Byzantine peer sends is noise
 

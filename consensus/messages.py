@@ -145,6 +145,7 @@ def set_signature_memo(enabled: bool) -> None:
     global _signature_memo_enabled
     _signature_memo_enabled = bool(enabled)
     _recover_public_key_memo.cache_clear()
+    _is_valid_signature_memo.cache_clear()
 
 
 def is_signature_memo_enabled() -> bool:
@@ -172,8 +173,20 @@ _signature_memo_enabled = True
 
 
 def is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:
-    """True when `signature` over `digest` was made by the 64-byte `public_key`."""
+    """True when `signature` over `digest` was made by the 64-byte `public_key`.
+
+    Memoised with `recover_public_key` (same switch): keyed by all three, the whole content
+    the answer is a function of, so every validator of a process checks a gossiped vote once."""
+    if _signature_memo_enabled:
+        return _is_valid_signature_memo(public_key, digest, signature)
+    return _recover_public_key(digest, signature) == public_key
+
+
+def _is_valid_signature(public_key: bytes, digest: bytes, signature: bytes) -> bool:
     return recover_public_key(digest, signature) == public_key
+
+
+_is_valid_signature_memo = functools.lru_cache(maxsize=1 << 17)(_is_valid_signature)
 
 
 def compute_address(public_key: bytes) -> bytes:
@@ -207,6 +220,12 @@ class Proposal:
         """keccak(domain || rlp([fork_id, height, round, block_hash, pol_round + 1, proposer]))."""
         return self.digest
 
+    @functools.cached_property
+    def has_valid_shape(self) -> bool:
+        """`is_well_formed`'s answer, memoised: the fields of a frozen message never change,
+        and every receiver of a broadcast holds the same object."""
+        return _has_valid_shape(self)
+
     @property
     def step(self) -> str:
         return PROPOSAL_STEP
@@ -239,6 +258,11 @@ class Vote:
     def signing_digest(self) -> bytes:
         """keccak(domain || rlp([fork_id, height, round, step, is_nil, block_hash, validator]))."""
         return self.digest
+
+    @functools.cached_property
+    def has_valid_shape(self) -> bool:
+        """`is_well_formed`'s answer, memoised (see `Proposal.has_valid_shape`)."""
+        return _has_valid_shape(self)
 
     @property
     def signer_index(self) -> int:
@@ -281,8 +305,42 @@ class CommitRequest:
     requester: int
 
 
+@dataclass(frozen=True)
+class HasVotes:
+    """Unsigned gossip summary: `sender` is still deciding `height` (in `round`) and holds
+    the proposals of `proposal_rounds` (with their blocks) and, for each (round, step,
+    value), the votes of the validators whose bits are set in `voters` (bit i: validator
+    i). CometBFT's NewRoundStep and VoteSetBits in one message: a peer answers with the
+    signed messages the sender lacks, nothing else. Harmless to forge: the answer is
+    signed messages the sender checks, at most one answer per peer per re-gossip beat."""
+
+    fork_id: int
+    height: int
+    round: int
+    sender: int
+    proposal_rounds: tuple[int, ...]
+    voters: tuple[tuple[int, str, bytes | None, int], ...]  # (round, step, value, bitmask)
+
+    def get_known(self) -> dict[tuple[int, str, bytes | None], int]:
+        """(round, step, value) -> the bitmask of validators whose vote the sender holds."""
+        return {(round, step, value): bits for round, step, value, bits in self.voters}
+
+
+def is_well_formed_summary(summary: HasVotes, validator_count: int) -> bool:
+    """True for a HasVotes whose fields have the types and ranges an answer reads."""
+    fields = (summary.fork_id, summary.height, summary.round, summary.sender)
+    if not all(_is_int(v) and v >= 0 for v in fields) or summary.sender >= validator_count:
+        return False
+    if not isinstance(summary.proposal_rounds, tuple) or not isinstance(summary.voters, tuple):
+        return False
+    return all(_is_int(r) for r in summary.proposal_rounds) and all(
+        isinstance(entry, tuple) and len(entry) == 4 and _is_int(entry[0]) and entry[1] in VOTE_STEPS
+        and (entry[2] is None or _is_hash(entry[2])) and _is_int(entry[3]) and entry[3] >= 0
+        for entry in summary.voters)
+
+
 SignedMessage = Union[Proposal, Vote]
-Message = Union[Proposal, Vote, Commit, CommitRequest]
+Message = Union[Proposal, Vote, Commit, CommitRequest, HasVotes]
 
 
 def get_slot(message: SignedMessage) -> tuple[int, int, int, str]:
@@ -310,14 +368,16 @@ def is_well_formed(message: object) -> bool:
     signature is bytes (whether it verifies is `is_signed_by`'s question). Anything else
     is dropped unread, however it was signed: its digest may not even be computable (RLP
     has no negative integers)."""
+    return isinstance(message, (Proposal, Vote)) and message.has_valid_shape
+
+
+def _has_valid_shape(message: "Proposal | Vote") -> bool:
     if isinstance(message, Proposal):
         shape = _is_hash(message.block_hash) and _is_int(message.pol_round) and message.pol_round >= -1
         signer = message.proposer
-    elif isinstance(message, Vote):
+    else:
         shape = message.step in VOTE_STEPS and (message.block_hash is None or _is_hash(message.block_hash))
         signer = message.validator
-    else:
-        return False
     return (shape and all(_is_int(v) and v >= 0 for v in (message.fork_id, message.height, message.round, signer))
             and isinstance(message.signature, bytes))
 

@@ -278,10 +278,12 @@ class Network:
 
     def plan_delivery_us(self, sender: int, receiver: int, now_us: int) -> list[int]:
         """Arrival times of one transmission: [] if dropped or cut by a partition (at send
-        or arrival), two entries if duplicated. Draws from the rng in a fixed order."""
-        dropped = self.rng.random() < self.link.drop_rate
-        jitter_us = ms_to_us(self.rng.uniform(0.0, self.link.jitter_ms))
-        duplicated = self.rng.random() < self.link.duplicate_rate
+        or arrival), two entries if duplicated. Draws from the rng in a fixed order (the drop
+        and duplication draws only when their rate is above zero)."""
+        link = self.link  # a rate of zero draws nothing: a clean link costs one draw a copy
+        dropped = link.drop_rate > 0 and self.rng.random() < link.drop_rate
+        jitter_us = ms_to_us(self.rng.uniform(0.0, link.jitter_ms))
+        duplicated = link.duplicate_rate > 0 and self.rng.random() < link.duplicate_rate
         extra_us = ms_to_us(self.rng.uniform(0.0, self.link.jitter_ms)) if duplicated else 0
         if dropped or self.is_partitioned(sender, receiver, now_us):
             return []

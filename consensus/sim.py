@@ -32,6 +32,7 @@ from consensus.messages import (
     CommitCertificate,
     CommitRequest,
     ConsensusError,
+    HasVotes,
     Message,
     Proposal,
     SignedMessage,
@@ -286,7 +287,10 @@ class SimNode:
 
 @dataclass(frozen=True)
 class Deliver:
-    receiver: int
+    """`message` arrives at every one of `receivers` at the same instant: one heap entry for
+    the copies of a transmission whose arrival times coincide, handled in receiver order."""
+
+    receivers: tuple[int, ...]
     sender: int
     message: Message
     payload: bytes | None
@@ -337,6 +341,7 @@ class Simulation:
     # Sees plain data only (time_us, kind, fields); nothing in the run reads what it records.
     observer: Callable[[int, str, dict], None] | None = None
     _locks: dict[int, tuple[int, int]] = field(default_factory=dict)  # node -> (height, locked_round) last told
+    changes: int = 0  # decisions, crashes and restarts so far: a stop predicate need look again only when it moves
 
     # --- driving ------------------------------------------------------------------------
 
@@ -381,14 +386,21 @@ class Simulation:
 
     def _handle(self, time_us: int, event: object) -> None:
         if isinstance(event, Deliver):
-            node = self.nodes[event.receiver]
-            if node.engine is None:
-                self._observe_message("drop", event.sender, event.receiver, event.message, reason="receiver_down")
-                return
-            self.trace.deliveries += 1
-            self.trace._note(time_us, "deliver", event.receiver, event.sender, _message_id(event.message))
-            self._observe_message("deliver", event.sender, event.receiver, event.message)
-            self._apply(node, node.engine.on_message(event.message, event.payload))
+            message_id = _message_id(event.message)
+            for receiver in event.receivers:
+                node = self.nodes[receiver]
+                if node.engine is None:
+                    self._observe_message("drop", event.sender, receiver, event.message, reason="receiver_down")
+                    continue
+                self.trace.deliveries += 1
+                # the line `_note(time_us, "deliver", receiver, sender, id)` writes, built directly:
+                # this runs count^2 times a height
+                self.trace._hasher.update(b"%d|deliver|%d|%d|%s\n" % (time_us, receiver, event.sender, message_id))
+                if self.observer is not None:
+                    self._observe_message("deliver", event.sender, receiver, event.message)
+                actions = node.engine.on_message(event.message, event.payload)
+                if actions or self.observer is not None:
+                    self._apply(node, actions)
         elif isinstance(event, Fire):
             node = self.nodes[event.node]
             if node.engine is None or node.incarnation != event.incarnation:
@@ -401,12 +413,14 @@ class Simulation:
         elif isinstance(event, CrashNow):
             node = self.nodes[event.node]
             self.trace._note(time_us, "crash", event.node)
+            self.changes += 1
             self._observe("crash", None, validator=event.node)
             node.engine = None
             node.incarnation += 1
         else:
             assert isinstance(event, RestartNow), event
             self.trace._note(time_us, "restart", event.node)
+            self.changes += 1
             self._observe("recover", None, validator=event.node)
             self._start(self.nodes[event.node])
 
@@ -432,8 +446,7 @@ class Simulation:
         for action in actions:
             if isinstance(action, (Broadcast, SendTo)):
                 seen = len(self.trace.messages)
-                for receiver, message, payload in node.behaviour.transmit(self._get_transmission(node, action)):
-                    self._send(node.index, receiver, message, payload)
+                self._send(node.index, node.behaviour.transmit(self._get_transmission(node, action)))
                 if self.observer is not None and isinstance(action, Broadcast):
                     self._observe_signed(node, self.trace.messages[seen:])
             elif isinstance(action, ScheduleTimeout):
@@ -470,21 +483,37 @@ class Simulation:
         for old in [h for h in node.decided if h <= node.committed_height - node.engine.certificate_window]:
             del node.decided[old]
         self._check_stop = True
+        self.changes += 1
         if decide.payload is not None:
             node.kit.app.commit(decide.height, decide.block_hash, decide.payload, decide.certificate)
 
-    def _send(self, sender: int, receiver: int, message: Message, payload: bytes | None) -> None:
-        if receiver == sender:
-            return
-        self.trace._note_message(message)
-        arrivals = self.network.plan_delivery_us(sender, receiver, self.loop.now_us)
-        for arrival_us in arrivals:
-            self.loop.schedule_at_us(arrival_us, Deliver(receiver, sender, message, payload))
-        if self.observer is not None:
-            self._observe_message("send", sender, receiver, message)
-            if not arrivals:
-                cut = self.network.is_partitioned(sender, receiver, self.loop.now_us)
-                self._observe_message("drop", sender, receiver, message, reason="partition" if cut else "lost")
+    def _send(self, sender: int, sent: list[tuple[int, Message, bytes | None]]) -> None:
+        """Put one action's (receiver, message, payload) triples on the wire: each copy's
+        arrival drawn in order, and the copies of one message that arrive at the same
+        instant scheduled as one delivery."""
+        now_us = self.loop.now_us
+        arriving: dict[tuple[int, int, int], list[int]] = {}  # (arrival, message, payload) ids -> receivers
+        carried: dict[tuple[int, int, int], tuple[Message, bytes | None]] = {}
+        noted: set[int] = set()
+        for receiver, message, payload in sent:
+            if receiver == sender:
+                continue
+            if id(message) not in noted:
+                noted.add(id(message))
+                self.trace._note_message(message)
+            arrivals = self.network.plan_delivery_us(sender, receiver, now_us)
+            for arrival_us in arrivals:
+                key = (arrival_us, id(message), id(payload))
+                carried[key] = (message, payload)
+                arriving.setdefault(key, []).append(receiver)
+            if self.observer is not None:
+                self._observe_message("send", sender, receiver, message)
+                if not arrivals:
+                    cut = self.network.is_partitioned(sender, receiver, now_us)
+                    self._observe_message("drop", sender, receiver, message, reason="partition" if cut else "lost")
+        for key, receivers in arriving.items():  # in the order the first copy of each was drawn
+            message, payload = carried[key]
+            self.loop.schedule_at_us(key[0], Deliver(tuple(receivers), sender, message, payload))
 
     # --- observing (plain data out; nothing here feeds back into the run) ------------------
 
@@ -494,7 +523,7 @@ class Simulation:
 
     def _observe_message(self, kind: str, sender: int, receiver: int, message: Message, **fields: object) -> None:
         if self.observer is not None:
-            kind_of = {Proposal: "proposal", Commit: "commit", CommitRequest: "commit_request"}
+            kind_of = {Proposal: "proposal", Commit: "commit", CommitRequest: "commit_request", HasVotes: "has_votes"}
             kind_name = message.step if isinstance(message, Vote) else kind_of.get(type(message), type(message).__name__)
             self._observe(kind, getattr(message, "height", None), **{"from": sender, "to": receiver, **fields},
                           type=kind_name, round=getattr(message, "round", None))
@@ -525,6 +554,8 @@ def _nil_reason(engine: Engine | None, vote: Vote) -> str:
 
 
 def _message_id(message: Message) -> bytes:
+    if isinstance(message, HasVotes):
+        return b"has-votes:" + str((message.fork_id, message.height, message.round, message.sender)).encode()
     if not isinstance(message, (Proposal, Vote, Commit, CommitRequest)):
         return type(message).__name__.encode() + b":" + keccak(repr(message).encode())
     if isinstance(message, CommitRequest):

@@ -13,12 +13,15 @@ signs by itself:
 
 Line numbers in comments refer to Algorithm 1 of the paper.
 
-Three additions the paper leaves to the gossip layer: a periodic `rebroadcast` timeout
-re-sends this node's own messages of the height (so partitions, drops and restarts heal);
-on the same beat a peer last seen in an earlier round of the height gets the votes that
-justify this node's round (the precommits of the round before it and the messages of the
-round itself), so it can time out or skip forward; and a peer seen working on a height
-this node has decided gets the commit certificate (`Commit`) so it can catch up.
+What the paper leaves to the gossip layer is done as CometBFT's reactor does it, driven
+by what is missing rather than by re-sending everything: a node still undecided when its
+`rebroadcast` beat fires (the beat restarts with every height, so a height that decides
+within it sends nothing more) broadcasts a `HasVotes` summary of the proposals and votes
+it holds; a peer answers it once per beat with exactly the signed messages the summary
+lacks (every round of the height: the precommits that ended an earlier round, a polka a
+later proposal needs, equivocating pairs), or with the commit certificate (`Commit`) when
+it has decided that height. So partitions, drops and restarts heal, and a healthy height
+costs one broadcast per signed message.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from consensus.messages import (
     Commit,
     CommitCertificate,
     CommitRequest,
+    HasVotes,
     Message,
     Proposal,
     SignedMessage,
@@ -42,6 +46,7 @@ from consensus.messages import (
     Vote,
     is_signed_by,
     is_well_formed,
+    is_well_formed_summary,
     verify_certificate,
 )
 
@@ -73,7 +78,7 @@ class TimeoutConfig:
     precommit_s: float = 0.5
     precommit_delta_s: float = 0.25
     commit_s: float = 0.5
-    rebroadcast_s: float = 1.0  # 0 disables re-gossip of own messages
+    rebroadcast_s: float = 1.0  # beat of the HasVotes summaries of an undecided height; 0 disables them
 
     def get_delay_s(self, kind: str, round: int) -> float:
         """Delay of timeout `kind` in `round`."""
@@ -225,16 +230,16 @@ class Engine:
     _proposals: dict[int, tuple[Proposal, bytes | None]] = field(default_factory=dict)
     _tallies: dict[tuple[int, str], VoteTally] = field(default_factory=dict)
     _round_senders: dict[int, set[int]] = field(default_factory=dict)
-    _peer_rounds: dict[int, int] = field(default_factory=dict)  # validator -> highest round seen signing
+    _round_power: dict[int, int] = field(default_factory=dict)  # round -> power of its distinct senders
     _fired: set[tuple[str, int]] = field(default_factory=set)
     _valid_cache: dict[tuple[bytes, bytes], bool] = field(default_factory=dict)
-    _own: list[tuple[SignedMessage, bytes | None]] = field(default_factory=list)
     _future: dict[int, list[tuple[SignedMessage, bytes | None]]] = field(default_factory=dict)
     _future_load: dict[tuple[int, int], int] = field(default_factory=dict)  # (height, signer) -> buffered
     _future_digests: set[tuple[int, bytes]] = field(default_factory=set)  # (height, digest) buffered
     _certificates: dict[int, tuple[CommitCertificate, bytes | None]] = field(default_factory=dict)
     _catchup_sent: set[tuple[int, int]] = field(default_factory=set)
     _requested: set[tuple[int, int]] = field(default_factory=set)
+    _answered: set[int] = field(default_factory=set)  # peers whose summary was answered this beat
     certificate_window: int = 256  # how many decided heights are kept for catch-up
 
     def get_tally(self, round: int, step: str) -> VoteTally:
@@ -270,6 +275,8 @@ class Engine:
             return self.on_vote(message)
         if isinstance(message, CommitRequest):
             return self.on_commit_request(message)
+        if isinstance(message, HasVotes):
+            return self.on_has_votes(message)
         assert isinstance(message, Commit), type(message)
         return self.on_commit(message, payload)
 
@@ -291,8 +298,7 @@ class Engine:
     def on_vote(self, vote: Vote) -> list[Action]:
         """A prevote or precommit was received."""
         actions: list[Action] = []
-        if self._route(vote, None, actions):
-            self._ingest_vote(vote, verify=True)
+        if self._route(vote, None, actions) and self._ingest_vote(vote, verify=True):
             self._apply_rules(actions)
         return actions
 
@@ -348,12 +354,12 @@ class Engine:
         self._proposals = {}
         self._tallies = {}
         self._round_senders = {}
-        self._peer_rounds = {}
+        self._round_power = {}
         self._fired = set()
         self._valid_cache = {}
-        self._own = []
         self._catchup_sent = set()
         self._requested = set()
+        self._answered = set()
         for old in [h for h in self._certificates if h < height - self.certificate_window]:
             del self._certificates[old]
         buffered = self._future.pop(height, [])
@@ -389,7 +395,6 @@ class Engine:
         proposal = Proposal(self.fork_id, self.height, round, block_hash, pol_round, self.index)
         signed = self._sign(proposal, actions)
         if signed is not None:
-            self._own.append((signed, payload))
             actions.append(Broadcast(signed, payload))
             self._ingest_proposal(signed, payload, verify=False)
 
@@ -408,10 +413,13 @@ class Engine:
                 self._requested.add((peer, self.height))  # a peer is ahead: ask it for our height
                 actions.append(SendTo(peer, CommitRequest(self.fork_id, self.height, self.index)))
             return False
-        if message.height < self.height or self.decided:
+        if message.height < self.height:
             self._help_peer(message.signer_index, message.height, actions)
             return False
-        return True
+        # Decided here: a vote still arriving for the height is no sign its sender lags (its
+        # quorum may be a few messages away); one still undecided a beat later asks with
+        # its summary and gets the certificate then, not one per late vote.
+        return not self.decided
 
     def _is_authentic(self, message: SignedMessage) -> bool:
         return not self.verify_signatures or is_signed_by(message, self.validator_set)
@@ -452,26 +460,36 @@ class Engine:
         self._proposals[proposal.round] = (proposal, payload)
         self._note_sender(proposal.round, proposal.proposer)
 
-    def _ingest_vote(self, vote: Vote, verify: bool) -> None:
+    def _ingest_vote(self, vote: Vote, verify: bool) -> bool:
+        """Count the vote; True when it may make a rule fire: it brought its tally, its value
+        or its round's senders up to a threshold. The engine is quiescent before each event
+        and every rule's condition is a count reaching a threshold, so a vote that crosses
+        none changes no rule's answer (the rules are not re-run for it)."""
         if vote.step not in VOTE_STEPS or vote.round < 0 or not 0 <= vote.validator < self.validator_set.size:
-            return
+            return False
         tally = self._tallies.get((vote.round, vote.step))
         if tally is not None and tally.is_duplicate(vote):
-            return  # the same vote again, re-signed or not: a validator counts once
+            return False  # the same vote again, re-signed or not: a validator counts once
         if verify and not self._is_authentic(vote):
-            return
+            return False
         if tally is None:
             tally = self._tallies[(vote.round, vote.step)] = VoteTally()
+        quorum = self.validator_set.quorum
+        before = (tally.power, tally.power_by_value.get(vote.block_hash, 0), self._round_power.get(vote.round, 0))
         first = tally.add(vote, self.validator_set.powers[vote.validator])
         if first is not None:
             self.evidence.append((first, vote))
-            return
-        self._note_sender(vote.round, vote.validator)
+        else:
+            self._note_sender(vote.round, vote.validator)
+        after = (tally.power, tally.power_by_value.get(vote.block_hash, 0), self._round_power.get(vote.round, 0))
+        thresholds = (quorum, quorum, self.validator_set.skip_threshold)
+        return any(b < t <= a for b, a, t in zip(before, after, thresholds))
 
     def _note_sender(self, round: int, validator: int) -> None:
-        self._round_senders.setdefault(round, set()).add(validator)
-        if round > self._peer_rounds.get(validator, -1):
-            self._peer_rounds[validator] = round
+        senders = self._round_senders.setdefault(round, set())
+        if validator not in senders:  # the power of a round's senders, kept as they arrive
+            senders.add(validator)
+            self._round_power[round] = self._round_power.get(round, 0) + self.validator_set.powers[validator]
 
     # --- the upon rules ----------------------------------------------------------------------
 
@@ -495,8 +513,8 @@ class Engine:
                 self._decide(round, proposal.block_hash, payload, None, actions)
                 return True
         # line 55: f+1 (by power) messages from a later round
-        later = [k for k, senders in self._round_senders.items()
-                 if k > r and self.validator_set.get_power(senders) >= self.validator_set.skip_threshold]
+        later = [k for k, power in self._round_power.items()
+                 if k > r and power >= self.validator_set.skip_threshold]
         if later:
             self._start_round(max(later), actions)
             return True
@@ -579,7 +597,6 @@ class Engine:
         signed = self._sign(Vote(self.fork_id, self.height, self.round, step, value, self.index), actions)
         if signed is not None:
             assert isinstance(signed, Vote)
-            self._own.append((signed, None))
             actions.append(Broadcast(signed))
             self._ingest_vote(signed, verify=False)
 
@@ -594,42 +611,48 @@ class Engine:
         actions.append(Decide(self.height, round, block_hash, payload, certificate))
         actions.append(ScheduleTimeout("commit", self.height, round, self.timeouts.get_delay_s("commit", round)))
 
-    def _help_lagging_peers(self, actions: list[Action]) -> None:
-        # Own messages alone do not heal a round split: a peer that lost the nil precommits
-        # of round r stays in r forever once the nodes that sent them (too little power for
-        # f+1) have moved on to r+1 and re-send only round r+1. So relay what justified
-        # leaving: the precommits of the previous round (2f+1 when we timed out of it) and
-        # the messages of this round (f+1 when we skipped to it).
-        if self.round == 0 or self.index is None:
-            return
-        relay: list[tuple[Message, bytes | None]] = []
-        entry = self._proposals.get(self.round)
-        if entry is not None:
-            relay.append(entry)
-        for key in ((self.round - 1, PRECOMMIT), (self.round, PREVOTE), (self.round, PRECOMMIT)):
-            tally = self._tallies.get(key)
-            if tally is not None:
-                relay.extend((tally.votes[i], None) for i in sorted(tally.votes))
-        for peer in sorted(self._peer_rounds):
-            if peer != self.index and self._peer_rounds[peer] < self.round:
-                actions.extend(SendTo(peer, message, payload) for message, payload in relay)
-
     def _rebroadcast(self, actions: list[Action]) -> None:
-        # Own messages of the current round, and own non-nil votes and proposals of earlier
-        # rounds (a later proposal may need their polka; a laggard may need their commit).
+        # A new beat: answers, catch-up and commit requests may go out again (once per peer).
         self._catchup_sent = set()
         self._requested = set()
-        for message, payload in self._own:
-            if message.round == self.round or message.block_hash is not None:
-                actions.append(Broadcast(message, payload))
-        polka = self._tallies.get((self.valid_round, PREVOTE))
-        if polka is not None and self.valid_hash is not None:  # relay the polka behind our valid value
-            for vote in polka.get_votes_for(self.valid_hash):
-                if vote.validator != self.index:
-                    actions.append(Broadcast(vote))
-        if self.decided:
-            stored = self._certificates[self.height]
-            actions.append(Broadcast(Commit(stored[0]), stored[1]))
-        else:
-            self._help_lagging_peers(actions)
+        self._answered = set()
+        if not self.decided and self.index is not None:
+            actions.append(Broadcast(self.get_summary()))
         actions.append(ScheduleTimeout("rebroadcast", self.height, 0, self.timeouts.rebroadcast_s))
+
+    def get_summary(self) -> HasVotes:
+        """What this node holds of its height: the rounds whose proposal (with its block) it
+        has, and per (round, step, value) the bitmask of the validators whose vote it counted."""
+        proposals = tuple(sorted(r for r, (_, payload) in self._proposals.items() if payload is not None))
+        voters = tuple((round, step, value, sum(1 << i for i in by_validator))
+                       for (round, step), tally in sorted(self._tallies.items())
+                       for value, by_validator in tally.by_value.items())
+        return HasVotes(self.fork_id, self.height, self.round, -1 if self.index is None else self.index,
+                        proposals, voters)
+
+    def on_has_votes(self, summary: HasVotes) -> list[Action]:
+        """A peer's summary: send it what it lacks of its height (once per peer per beat)."""
+        actions: list[Action] = []
+        size = self.validator_set.size
+        if not is_well_formed_summary(summary, size) or summary.fork_id != self.fork_id or self.index is None \
+                or summary.sender == self.index or summary.sender in self._answered or self.height < 0:
+            return actions
+        self._answered.add(summary.sender)
+        peer = summary.sender
+        if summary.height < self.height or (summary.height == self.height and self.decided):
+            self._help_peer(peer, summary.height, actions)
+        elif summary.height > self.height:
+            if (peer, self.height) not in self._requested:  # a peer is ahead: ask it for our height
+                self._requested.add((peer, self.height))
+                actions.append(SendTo(peer, CommitRequest(self.fork_id, self.height, self.index)))
+        else:
+            for round in sorted(self._proposals):
+                proposal, payload = self._proposals[round]
+                if payload is not None and round not in summary.proposal_rounds:
+                    actions.append(SendTo(peer, proposal, payload))
+            known = summary.get_known()
+            for (round, step), tally in sorted(self._tallies.items()):
+                for value, by_validator in tally.by_value.items():
+                    bits = known.get((round, step, value), 0)
+                    actions.extend(SendTo(peer, by_validator[i]) for i in sorted(by_validator) if not bits >> i & 1)
+        return actions

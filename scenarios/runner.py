@@ -252,6 +252,20 @@ def _is_running(sim: Simulation, index: int) -> bool:
     return sim.nodes[index].engine is not None
 
 
+def _on_changes(sim: Simulation, predicate: Callable[[], bool]) -> Callable[[], bool]:
+    """`predicate` over the nodes, asked again only when a commit, crash or restart happened
+    since (`sim.changes` moved): a stop predicate runs after every event, and a pass over
+    every validator per event would cost a count-squared per message."""
+    looked = [(-1, False)]  # (sim.changes, answer) when last asked
+
+    def ask() -> bool:
+        if looked[0][0] != sim.changes:
+            looked[0] = (sim.changes, predicate())
+        return looked[0][1]
+
+    return ask
+
+
 # ---------------------------------------------------------------- the mempool
 
 
@@ -439,15 +453,28 @@ def run_chain_phase(setup: RunSetup, rec: Recorder) -> BlocksPhase:
                             observer=rec.get_observer())
     box.append(sim)
 
-    def is_done() -> bool:
-        if rec.split_at is not None:
-            return True  # nothing sound can be built on a split chain: stop and convict
+    def is_every_node_done() -> bool:
         running = [n for n in setup.nodes if _is_running(sim, n.index)]
         return bool(running) and all(
             (n.view.halt_height is not None and n.view.history.height >= n.view.halt_height)
             or n.view.history.height >= heights
             for n in running
         )
+
+    is_nodes_done = _on_changes(sim, is_every_node_done)
+    split_seen_s: list[float] = []
+
+    def is_done() -> bool:
+        if rec.split_at is not None:
+            # Nothing sound can be built on a split chain: stop and convict, once every
+            # running validator has decided the split height (or a block time has passed),
+            # so the record holds each side's decision, not only the first two seen.
+            if not split_seen_s:
+                split_seen_s.append(sim.now_s)
+            height = rec.split_at[1]
+            return sim.now_s >= split_seen_s[0] + setup.scenario.chain.block_time_s or all(
+                node.committed_height >= height for node in sim.nodes if node.engine is not None)
+        return is_nodes_done()
 
     sim.run_until(until_s=heights * 60.0 + 3600.0, stop=is_done, max_events=config.max_events)
     return BlocksPhase("chain", 0, sim.trace, 0.0, sim.now_s, heights,
@@ -635,11 +662,14 @@ def run_emergency_phase(setup: RunSetup, rec: Recorder, start_s: float) -> Emerg
     box.append(sim)
     faults_end_s, outlasting = compute_fault_wait(config, start_s)
 
-    def is_done() -> bool:
-        if sim.now_s < faults_end_s:
-            return False
+    def is_every_node_certified() -> bool:
         running = [n for n in setup.nodes if _is_running(sim, n.index)]
         return bool(running) and all(n.view.plan_certificate is not None for n in running)
+
+    is_certified = _on_changes(sim, is_every_node_certified)
+
+    def is_done() -> bool:
+        return sim.now_s >= faults_end_s and is_certified()
 
     sim.run_until(until_s=faults_end_s + PLAN_MAX_WAIT_S, stop=is_done, max_events=MAX_EVENTS_PER_PHASE)
     plan = certificate = None
@@ -760,9 +790,11 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
                  reason=entry.reason)
     restored = [n for n in setup.nodes if n.view.restored_root is not None and n.view.restore_error is None]
 
-    def is_done() -> bool:
+    def is_every_node_done() -> bool:
         running = [n for n in restored if _is_running(sim, n.index)]
         return bool(running) and all(n.view.history.height >= goal for n in running)
+
+    is_done = _on_changes(sim, is_every_node_done)
 
     sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
                   max_events=MAX_EVENTS_PER_PHASE)

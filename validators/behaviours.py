@@ -141,7 +141,9 @@ class Equivocate(Honest):
         return replace(super().get_engine_inputs(kit), signer=kit.raw_signer)
 
     def transmit(self, transmission: Transmission) -> Sent:
-        if not transmission.is_broadcast or not transmission.is_own_signed():
+        # every own message keeps to the split, the answers to a peer's summary too: side B
+        # must never be handed the version side A saw
+        if not transmission.is_own_signed():
             return transmission.as_sent()
         version_a, payload_a, version_b, payload_b = _split(transmission)
         side_b = transmission.coalition.side_b

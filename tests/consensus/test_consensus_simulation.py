@@ -77,7 +77,8 @@ def test_a_crash_just_before_or_after_any_signature_never_double_signs_with_sqli
     crash_times_us = sorted({t + after for t in get_signing_times_us(config, 4, node=1) for after in (0, 1)})
     refusals = 0
     for at_us in crash_times_us:  # a crash at a signature's instant runs before it; one µs later, after
-        crash = CrashFault(1, at_us / 1e6, at_us / 1e6 + 1.5)
+        # back half a second later, inside the height it crashed in: it must try its slots again
+        crash = CrashFault(1, at_us / 1e6, at_us / 1e6 + 0.5)
         trace, report = run_and_convict(replace(config, crashes=(crash,)), 4, None, sqlite_dir=tmp_path / str(at_us))
         assert_safe_and_live(trace, report)
         assert report.culprits == ()

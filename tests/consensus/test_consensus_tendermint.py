@@ -1,6 +1,6 @@
 """The engine alone, event by event: Algorithm 1's rules, without a network or a clock."""
 
-from consensus.messages import PRECOMMIT, PREVOTE, Proposal, SigningRefused, Vote, sign_message
+from consensus.messages import PRECOMMIT, PREVOTE, HasVotes, Proposal, SigningRefused, Vote, sign_message
 from consensus.tendermint import Broadcast, Decide, Engine, Refused, ResumePoint, ScheduleTimeout, SendTo
 from consensus_support import get_keys, make_validator_set
 from consensus.sim import BytesApp
@@ -137,7 +137,8 @@ def test_lagging_peer_gets_the_certificate_and_catches_up():
 
 def test_a_peer_left_in_an_earlier_round_gets_the_precommits_that_ended_it():
     # the round-split stall: nodes ahead re-sent only their new round's messages, so a
-    # peer that had lost the nil precommits of round 0 could never leave it
+    # peer that had lost the nil precommits of round 0 could never leave it; now its
+    # summary says what it lacks, and the answer is those precommits
     ahead, behind = make_engine(0), make_engine(3)
     ahead.on_start(HEIGHT)
     behind.on_start(HEIGHT)
@@ -151,8 +152,10 @@ def test_a_peer_left_in_an_earlier_round_gets_the_precommits_that_ended_it():
         ahead.on_vote(vote(v, PRECOMMIT, None))
     ahead.on_timeout("precommit", HEIGHT, 0)
     assert ahead.round == 1 and behind.round == 0
-    relayed = [a.message for a in ahead.on_timeout("rebroadcast", HEIGHT, 0)
-               if isinstance(a, SendTo) and a.validator == 3]
+    (summary,) = [a.message for a in behind.on_timeout("rebroadcast", HEIGHT, 0) if isinstance(a, Broadcast)]
+    assert isinstance(summary, HasVotes) and summary.round == 0
+    relayed = [a.message for a in ahead.on_message(summary) if isinstance(a, SendTo) and a.validator == 3]
+    assert ahead.on_message(summary) == [], "one answer per peer per beat"
     precommits = [m for m in relayed if isinstance(m, Vote) and (m.round, m.step) == (0, PRECOMMIT)]
     assert sorted(m.validator for m in precommits) == [0, 1, 2]
     actions = [a for m in precommits for a in behind.on_vote(m)]

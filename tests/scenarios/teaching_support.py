@@ -16,7 +16,7 @@ FAULTS = """
 [network]
 drop_rate = 0.02
 partitions = [{ start_s = 4.0, end_s = 7.0, groups = [[0, 1], [2, 3]] }]
-crashes = [{ node = 3, at_s = 2.0, restart_s = 5.0 }]
+crashes = [{ node = 3, at_s = 2.0, restart_s = 6.0 }]
 """
 
 
