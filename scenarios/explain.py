@@ -263,6 +263,10 @@ TERMS: dict[str, str] = {
         "The simulated clock, in seconds since genesis: network delays, timeouts and the pause all run "
         "on it, so a six-hour halt takes seconds of wall time."),
     "wall time": "Real time on this machine, as a clock on the wall measures it; not part of the digest.",
+    "has votes": (
+        "The summary an undecided validator gossips about once a second: which votes of its height and "
+        "round it already holds. A peer answers with exactly the signed messages it lacks (or the commit "
+        "certificate, if the peer decided), instead of every validator re-sending everything it holds."),
     "commit request": (
         "A message a validator that fell behind sends to ask a peer for a decided block and its commit "
         "certificate (the commit it receives back is drawn as a commit message)."),

@@ -27,7 +27,7 @@ from scenarios.narrate import NIL_REASONS, caption_for, format_usd, shorten
 MAX_ARROWS = 240  # per diagram; a height with more (a partition, many rounds) says how many it left out
 LANE_X0, LANE_DX, DIAGRAM_TOP, DIAGRAM_H = 110, 150, 64, 440
 MESSAGE_COLOURS = {"proposal": "#1f6feb", "prevote": "#2da44e", "precommit": "#8250df",
-                   "commit": "#bf8700", "commit_request": "#9a6700", "HaltView": "#cf222e"}
+                   "commit": "#bf8700", "commit_request": "#9a6700", "has_votes": "#6e7781", "HaltView": "#cf222e"}
 
 
 def _fork_label(fork: int, halted: bool) -> str:
@@ -314,7 +314,7 @@ def draw_icon(kind: str, x: int, y: int, attr: str = "", title: str = "") -> str
     return f'<g{attr} class="icon {kind}" transform="translate({x},{y})">{shape}{inner}</g>'
 
 
-LEGEND_NAMES = {"commit_request": "commit request", "HaltView": "signed halt view"}
+LEGEND_NAMES = {"commit_request": "commit request", "has_votes": "has votes", "HaltView": "signed halt view"}
 
 
 def draw_legend() -> Markup:
