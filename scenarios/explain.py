@@ -110,6 +110,9 @@ TERMS: dict[str, str] = {
     "view": (
         "A validator's signed account of the chain at the halt: its last height, the first height it "
         "thinks bad, and its state roots over a window. Views are the evidence a plan is built from."),
+    "signed halt view": (
+        "A view (see `l2sim explain view`) as the page draws it: the message each validator signs and "
+        "sends to every other after the halt, so that each can build the plan from what others signed."),
     "plan": (
         "The restore plan: which height to go back to (the target), the snapshot's state root, the mode, "
         "the refunds and the state root expected after the restore. It is proposed and voted like a block."),

@@ -73,7 +73,8 @@ def collect_printed_terms(saved) -> set[str]:
     assert {"halt", "pause ends", "views exchanged"} <= timeline
     policies = {*get_args(schema.WithdrawalPolicy), *get_args(schema.CompensationPolicy), "restore-returned"}
     modes = {*get_args(schema.ResponseMode), "cancel-only", "post-only", "open"}
-    legend = {*(k.replace("_", " ") for k in html.MESSAGE_COLOURS), *html.ICON_OFFSETS, "lost"}
+    legend = {*(html.LEGEND_NAMES.get(k, k.replace("_", " ")) for k in html.MESSAGE_COLOURS), *html.ICON_OFFSETS,
+              "lost"}
     return (headings | titles | timeline | set(get_promised_checks("full-rollback")) | set(STATUSES) | policies
             | modes | legend | set(get_args(schema.Behaviour)) | {"virtual time", "wall time", "plan vote"})
 
