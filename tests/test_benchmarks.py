@@ -22,7 +22,7 @@ SMOKE_ARGS = {
     "consensus_bench.py": ["--sizes", "4", "--heights", "2"],
     "exchange_bench.py": ["--count", "3"],
     "mutation_consensus.py": ["--plant-only"],
-    "run_bench.py": ["{tmp}/small.toml", "--skip-full", "--heights", "2"],
+    "run_bench.py": ["{tmp}/small.toml", "--quick"],
     "sweep_bench.py": ["--quick", "--out", "{tmp}/sweep"],
     "calibration_table.py": ["{tmp}/sweep"],  # reads the folder sweep_bench.py kept
     "validators_bench.py": ["--counts", "4", "--heights", "1"],

@@ -50,7 +50,7 @@ BAD_FILES = [
         'bad.toml:4: validators.topology: "random-regular" links each validator to 3 others',
     ),
     ("geo of 2", 'name = "x"\n[validators]\ncount = 2\ntopology = "geo"\n', "bad.toml:4: validators.topology:"),
-    ("too many validators", 'name = "x"\n[validators]\ncount = 128\n', "bad.toml:3: validators.count: 128"),
+    ("too many validators", 'name = "x"\n[validators]\ncount = 513\n', "bad.toml:3: validators.count: 513"),
     (
         "halt after the last height",
         'name = "x"\n[chain]\nheights = 26\n[incident]\nstart_height = 22\n[detection]\ndelay_blocks = 5\n',
