@@ -110,7 +110,8 @@ def draw_chart(chart: Chart) -> Markup:
         parts.append(f'<text class="note" x="{tx}" y="{TOP + 12 + 16 * row}" text-anchor="{anchor}">'
                      f'{escape(text)}</text>')
     for frac in (0, 0.5, 1):
-        value = round(low + (high - low) * (0.05 + 0.9 * frac))
+        # An axis that starts at zero says so (a glitch to $0 must read as $0, not as the lowest inset tick).
+        value = 0 if low == 0 and frac == 0 else round(low + (high - low) * (0.05 + 0.9 * frac))
         parts.append(f'<line class="grid" x1="{X0}" x2="{width - 30}" y1="{y(value)}" y2="{y(value)}"/>'
                      f'<text class="tick" x="{X0 - 4}" y="{y(value) + 4}" text-anchor="end">'
                      f'{escape(_format(value, chart.value_format))}</text>')
