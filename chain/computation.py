@@ -51,11 +51,13 @@ class AnalysedCodeStream(CodeStream):
 
 
 class AnalysedComputation(PragueComputation):
-    """Prague's computation over an `AnalysedCodeStream`."""
+    """Prague's computation over an `AnalysedCodeStream` (or `code_stream_class`)."""
+
+    code_stream_class = AnalysedCodeStream
 
     def __init__(self, state, message, transaction_context) -> None:
         super().__init__(state, message, transaction_context)
-        self.code = AnalysedCodeStream(message.code)
+        self.code = self.code_stream_class(message.code)
 
 
 class AnalysedState(PragueState):

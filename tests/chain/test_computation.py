@@ -94,9 +94,7 @@ class _NoJumpdests(AnalysedCodeStream):
 
 
 class _BrokenComputation(AnalysedComputation):
-    def __init__(self, state, message, transaction_context) -> None:
-        super().__init__(state, message, transaction_context)
-        self.code = _NoJumpdests(message.code)
+    code_stream_class = _NoJumpdests
 
 
 class _BrokenState(AnalysedState):
