@@ -302,8 +302,14 @@ def open_pool(workers: int | None, scheduler: str | None) -> Iterator[LocalPool 
     pool = LocalPool(count) if scheduler is None else DaskPool(scheduler, count)
     try:
         yield pool
-    finally:
-        pool.close()
+    except BaseException:
+        # Ctrl-C while the executor starts its manager thread leaves a pool that cannot close
+        # ("cannot join thread before it is started"): the first error is the one to report, and
+        # the signal handler has already stopped the workers.
+        with contextlib.suppress(Exception):
+            pool.close()
+        raise
+    pool.close()
 
 
 # ----------------------------------------------------------------------------- the output directory

@@ -154,8 +154,8 @@ def test_ctrl_c_stops_a_sweep_and_its_workers(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "scenarios.cli", "sweep", str(scenario), "--seeds", "2",
                              "--workers", "1", "--out", str(tmp_path / "out")], stderr=subprocess.PIPE, text=True)
     workers = []
-    for _ in range(6000):  # bounded (~60 s): until the worker is up
-        workers = _children(proc.pid)
+    for _ in range(6000):  # bounded (~60 s): until the pool's worker is up (imports run `file` too)
+        workers = [pid for pid in _children(proc.pid) if "multiprocessing" in _command_line(pid)]
         if workers or proc.poll() is not None:
             break
         time.sleep(0.01)
@@ -177,6 +177,14 @@ def _children(pid):
             return [int(p) for p in listing.read().split()]
     except OSError:
         return []
+
+
+def _command_line(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline") as listing:
+            return listing.read().replace("\0", " ")
+    except OSError:
+        return ""
 
 
 def _is_alive(pid):

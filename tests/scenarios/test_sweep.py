@@ -26,6 +26,7 @@ from click.testing import CliRunner
 
 import scenarios
 from scenarios.cli import main
+from scenarios.interrupt import Interrupted
 from scenarios.loader import format_set_options, parse_set_options
 from scenarios.checks import get_promised_checks, order_checks
 from scenarios.sweep import (
@@ -33,6 +34,7 @@ from scenarios.sweep import (
     RUNS_DIR,
     SweepPlan,
     compute_charts,
+    open_pool,
     parse_sweep_options,
     plan_sweep,
     render_summary_html,
@@ -280,3 +282,14 @@ def test_a_sweep_over_seeds_only_plots_each_metric_across_seeds():
     assert sum(counts) == 5 and len(counts) == 4  # five runs that ran, four distinct values
     assert "median 174" in charts["liquidated accounts"]
     assert sum(int(c) for c in re.findall(r'data-count="(\d+)"', charts["halt height"])) == 5
+
+
+def test_ctrl_c_while_the_pool_starts_is_reported_as_the_interrupt():
+    """Found under load: SIGINT inside `submit`, while the executor starts its manager thread, left
+    a pool whose shutdown raised `RuntimeError: cannot join thread before it is started`, so the
+    user saw a traceback and exit 1 instead of the one line and exit 130."""
+    with pytest.raises(Interrupted):
+        with open_pool(1, None) as pool:
+            # The executor's state at that moment: a manager thread made but never started.
+            pool._executor._executor_manager_thread = threading.Thread(target=lambda: None)
+            raise Interrupted(signal.SIGINT)
