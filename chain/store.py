@@ -23,7 +23,7 @@ import sqlite3
 import urllib.parse
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from eth.abc import AtomicWriteBatchAPI
 from eth.db.atomic import AtomicDBWriteBatch
@@ -98,6 +98,12 @@ class MemoryStore(BaseAtomicDB):
         """How many nodes the store holds (committed or not)."""
         return len(self._nodes)
 
+    def get_forked_reader(self) -> Callable[[bytes], bytes]:
+        """A node reader for a process forked from this one: it reads what this process held
+        at the fork and never touches this store's file handles (an SQLite connection must
+        not be used across a fork). Raises KeyError for an unknown node."""
+        return self._nodes.__getitem__
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (hash BLOB PRIMARY KEY, node BLOB NOT NULL) WITHOUT ROWID;
@@ -108,6 +114,16 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _FORMAT = "l2sim-store-1"
+
+
+def _can_read(store: MemoryStore, key: bytes) -> bool:
+    """Whether `store[key]` reads a node (for stores whose reads go beyond their own dict)."""
+    try:
+        store[key]
+    except KeyError:
+        return False
+    return True
+
 _DELETED = object()
 
 
@@ -168,11 +184,7 @@ class SQLiteStore(MemoryStore):
         self._nodes.pop(key, None)
 
     def _exists(self, key: bytes) -> bool:
-        try:
-            self[key]
-        except KeyError:
-            return False
-        return True
+        return _can_read(self, key)
 
     def put_preimages(self, pairs: Iterable[tuple[bytes, bytes]]) -> None:
         for hashed, preimage in pairs:
@@ -267,6 +279,27 @@ class SQLiteStore(MemoryStore):
                 pass  # a reader holds it open: it stays in WAL, which reads the same
         self._db.close()
 
+    def get_forked_reader(self) -> Callable[[bytes], bytes]:
+        """Pending writes, then the read cache, then the file through a read-only connection
+        of the forked process's own (opened on the first miss)."""
+        pending, cached, path = self._pending_nodes, self._nodes, self.path
+        connection: list[sqlite3.Connection] = []
+
+        def read(key: bytes) -> bytes:
+            value = pending.get(key)
+            if value is None:
+                value = cached.get(key)
+            if value is None:
+                if not connection:
+                    connection.append(_connect_read_only(path, immutable=False))
+                row = connection[0].execute("SELECT node FROM nodes WHERE hash=?", (key,)).fetchone()
+                value = None if row is None else row[0]
+            if value is None or value is _DELETED:
+                raise KeyError(key)
+            return value  # type: ignore[return-value]
+
+        return read
+
     @property
     def node_count(self) -> int:
         (count,) = self._db.execute("SELECT COUNT(*) FROM nodes").fetchone()
@@ -280,6 +313,34 @@ def _connect_read_only(path: str, *, immutable: bool) -> sqlite3.Connection:
         raise StoreError(path, "no such file")
     uri = "file:" + urllib.parse.quote(str(Path(path).resolve())) + "?mode=ro" + ("&immutable=1" if immutable else "")
     return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+
+
+class OverlayStore(MemoryStore):
+    """Writes kept in memory over a store that is only read (`read`, e.g. a forked reader):
+    what a computation wrote, node by node and preimage by preimage, can then be handed to
+    the store it read from (`written_nodes`, `written_preimages`). Nodes are content-addressed,
+    so a node written here and in the base is the same node."""
+
+    def __init__(self, read: Callable[[bytes], bytes]) -> None:
+        super().__init__()
+        self._read = read
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._nodes.get(key)
+        return self._read(key) if value is None else value
+
+    def _exists(self, key: bytes) -> bool:
+        return _can_read(self, key)
+
+    @property
+    def written_nodes(self) -> dict[bytes, bytes]:
+        """Every node written here (a copy)."""
+        return dict(self._nodes)
+
+    @property
+    def written_preimages(self) -> dict[bytes, bytes]:
+        """Every preimage written here (a copy)."""
+        return dict(self._preimages)
 
 
 Store = MemoryStore

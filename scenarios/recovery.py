@@ -568,16 +568,51 @@ def _valued_root(store: Store, setup: ExchangeSetup, header: Header, prices: Map
     return built.block.header.state_root
 
 
+@dataclass
+class BandedReplay:
+    """The reopening replayed with the band on, one block at a time: the owner's
+    `set_price_band` first, in the first block; each later owner call re-signed one nonce on.
+    `head` is the last counterfactual header. A pure function of the store's state at
+    `parent` and the blocks added, so that a second process fed the same blocks holds the
+    same head (`scenarios/audit_replay.py`)."""
+
+    store: Store
+    setup: ExchangeSetup
+    head: Header
+    band_bps: int
+    is_started: bool = False  # the band's call went into the first block
+
+    def add(self, block: Block) -> None:
+        """Replay `block` (the real chain's next block) on the counterfactual head."""
+        setup, parent = self.setup, self.head
+        assert block.height == parent.height + 1, "the replay takes the reopening's blocks in order"
+        owner, fork_id = setup.owner, block.header.fork_id
+        txs = []
+        if not self.is_started:
+            first = get_nonce(self.store, parent.state_root, owner)
+            txs.append(sign_call(setup.owner_key, set_price_band_call(setup.addresses, self.band_bps),
+                                 nonce=first, fork_id=fork_id))
+            self.is_started = True
+        for tx in block.transactions:
+            if tx.sender == owner:
+                tx = sign_call(setup.owner_key, Call(tx.to, bytes(tx.data), tx.value), nonce=tx.nonce + 1,
+                               fork_id=fork_id)
+            txs.append(tx)
+        self.head = build_block(self.store, parent, txs, proposer=block.header.proposer,
+                                timestamp=block.header.timestamp, fork_id=fork_id).block.header
+
+
 def compute_reopening_audit(store: Store, history: History, setup: ExchangeSetup, recovery: Recovery,
                             band_bps: int, cache: ExecutionCache | None = None,
-                            replay_band_bps: int | None = None) -> ReopeningAudit:
+                            replay_band_bps: int | None = None, banded_head: Header | None = None) -> ReopeningAudit:
     """Policy "reopening-harm", from the chain alone, once the block before trading opens is
     committed: every account liquidated during cancel-only or post-only at a mark further
     than `band_bps` from the index price is paid what it lost against a replay of the same
-    blocks with the band on (the owner's `set_price_band` first, its later calls re-signed
-    one nonce on). Both sides are valued at that moment, the index price as the mark. The
-    payments follow the planned calls of the block at the audit height. `replay_band_bps`
-    (default `band_bps`) is the band of the replay."""
+    blocks with the band on (`BandedReplay`). Both sides are valued at that moment, the index
+    price as the mark. The payments follow the planned calls of the block at the audit
+    height. `replay_band_bps` (default `band_bps`) is the band of the replay; `banded_head`,
+    the replay's last header if it was already computed from these blocks (its state in
+    `store`)."""
     audit_height = recovery.audit_height
     assert audit_height is not None and history.height >= audit_height - 1, "audit before trading opens"
     replay_band = band_bps if replay_band_bps is None else replay_band_bps
@@ -593,24 +628,15 @@ def compute_reopening_audit(store: Store, history: History, setup: ExchangeSetup
                 index = get_price(store, index_root, addresses, event.market)
                 if abs(event.price - index) * BPS > band_bps * index:
                     harmed.setdefault(event.account, None)
-    parent = history.header_at(start - 1)
-    for height in range(start, audit_height):
-        block = history.block_at(height)
-        txs = []
-        if height == start:
-            first = get_nonce(store, parent.state_root, owner)
-            txs.append(sign_call(setup.owner_key, set_price_band_call(addresses, replay_band), nonce=first,
-                                 fork_id=block.header.fork_id))
-        for tx in block.transactions:
-            if tx.sender == owner:
-                tx = sign_call(setup.owner_key, Call(tx.to, bytes(tx.data), tx.value), nonce=tx.nonce + 1,
-                               fork_id=block.header.fork_id)
-            txs.append(tx)
-        parent = build_block(store, parent, txs, proposer=block.header.proposer,
-                             timestamp=block.header.timestamp, fork_id=block.header.fork_id).block.header
+    if banded_head is None:
+        replay = BandedReplay(store, setup, history.header_at(start - 1), replay_band)
+        for height in range(start, audit_height):
+            replay.add(history.block_at(height))
+        banded_head = replay.head
+    assert banded_head.height == last.height, "the replay ends where the reopening does"
     fork_id = last.fork_id
     actual = _valued_root(store, setup, last, {}, None, fork_id)
-    banded = _valued_root(store, setup, parent, {}, None, fork_id)
+    banded = _valued_root(store, setup, banded_head, {}, None, fork_id)
     entries = _owed(store, addresses, harmed, banded, actual, REOPENING_HARM,
                     f"liquidated after the restart at a mark outside the {band_bps} bps band; equity "
                     "{would_have} had the band been on, {holds} as it went, both at height "
@@ -619,4 +645,4 @@ def compute_reopening_audit(store: Store, history: History, setup: ExchangeSetup
     nonce = get_nonce(store, last.state_root, owner) + planned
     txs = tuple(sign_call(setup.owner_key, compensate_call(addresses, e.account, e.amount), nonce=nonce + i,
                           fork_id=fork_id) for i, e in enumerate(entries))
-    return ReopeningAudit(audit_height, band_bps, tuple(entries), txs, tuple(harmed), parent.state_root)
+    return ReopeningAudit(audit_height, band_bps, tuple(entries), txs, tuple(harmed), banded_head.state_root)

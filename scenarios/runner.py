@@ -21,6 +21,8 @@ to the checks and the report, which judge the run afterwards.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +68,7 @@ from consensus.network import CrashFault, LinkProfile, Partition
 from consensus.sim import SimConfig, Simulation, Trace, create_simulation
 from consensus.tendermint import TimeoutConfig
 from scenarios.actors import World, build_world
+from scenarios.audit_replay import BackgroundReplay, open_background_replay
 from scenarios.seeds import get_network_seed, get_validator_keys
 from scenarios.recovery import (
     ExchangeSetup,
@@ -309,11 +312,14 @@ class BlocksPhase:
 
 
 def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, result: ExecutionResult,
-                    now_s: float, phase: str) -> None:
+                    now_s: float, phase: str, replay: BackgroundReplay | None = None) -> None:
     """The harness's record of a commit: the first block certified at each (fork, height) is
-    the public chain the actors follow; a second one is a split."""
+    the public chain the actors follow (and the one the audit's background replay is sent);
+    a second one is a split."""
     fork, height = block.header.fork_id, block.height
     first = rec.decided.setdefault((fork, height), block.hash)
+    if replay is not None and first == block.hash:
+        replay.feed(block)
     if first != block.hash and rec.split_at is None:
         rec.split_at = (fork, height)
         rec.note("agreement broken", now_s, height, "two certified blocks at the same height")
@@ -328,7 +334,7 @@ def _observe_commit(setup: RunSetup, rec: Recorder, node: Node, block: Block, re
         _emit_commit(setup, rec, block, result, events, now_s)
         if rec.progress:
             rec.progress(phase, height, now_s)
-    _install_reopening_audit(setup, rec, node, block, now_s)
+    _install_reopening_audit(setup, rec, node, block, now_s, replay)
     alarm = node.view.alarm
     if alarm is None or fork != node.view.alarm_fork_id:
         return
@@ -396,10 +402,12 @@ def _emit_commit(setup: RunSetup, rec: Recorder, block: Block, result: Execution
             rec.emit("liquidation", now_s, fork, height, account=e.account, market=MARKETS[e.market], price=e.price)
 
 
-def _install_reopening_audit(setup: RunSetup, rec: Recorder, node: Node, block: Block, now_s: float) -> None:
+def _install_reopening_audit(setup: RunSetup, rec: Recorder, node: Node, block: Block, now_s: float,
+                             replay: BackgroundReplay | None) -> None:
     """Once `node` commits the block before trading opens, it audits the reopening from its own
     chain and its next block must start with the planned calls and then the audit's payments
-    (memoised by chain head: nodes on one chain compute it once)."""
+    (memoised by chain head: nodes on one chain compute it once; the band-on replay is the
+    background one's when that replayed exactly the blocks `node` holds)."""
     recovery = node.recovery
     if (recovery is None or recovery.audit_height is None or node.audit is not None
             or block.height != recovery.audit_height - 1 or block.header.fork_id != node.view.fork_id
@@ -408,8 +416,10 @@ def _install_reopening_audit(setup: RunSetup, rec: Recorder, node: Node, block: 
     key = ("audit", block.hash)
     audit = setup.recoveries.get(key)
     if audit is None:
+        banded_head = replay.take_head(node.view.history) if replay is not None else None
         audit = compute_reopening_audit(setup.store, node.view.history, setup.exchange, recovery,
-                                        compute_reopening(setup.scenario).audit_band_bps, cache=setup.cache)
+                                        compute_reopening(setup.scenario).audit_band_bps, cache=setup.cache,
+                                        banded_head=banded_head)
         setup.recoveries[key] = audit
         for entry in sorted(audit.entries, key=lambda e: (-e.amount, e.account)):
             rec.emit("compensation", now_s, block.header.fork_id, audit.height, account=entry.account,
@@ -420,7 +430,7 @@ def _install_reopening_audit(setup: RunSetup, rec: Recorder, node: Node, block: 
 
 
 def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_box: list, phase: str,
-                    start_s: float):
+                    start_s: float, replay: BackgroundReplay | None = None):
     decode = make_block_decoder(setup.decoded)
 
     def now_s() -> float:
@@ -434,7 +444,7 @@ def _make_chain_kit(setup: RunSetup, rec: Recorder, mempool: WorldMempool, sim_b
             decode=decode,
             get_time_s=now_s,
             on_commit=lambda i, block, result: _observe_commit(setup, rec, setup.nodes[i], block, result,
-                                                               now_s(), phase),
+                                                               now_s(), phase, replay),
             cache=setup.cache,
         )
         return make_node_kit(app, node.key, node.journal)
@@ -778,10 +788,6 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
     mempool = WorldMempool(setup.world, fork_id, get_stale_until_height(scenario, recovery), stale_prices)
     config = _sim_config(setup, fork_id=fork_id, start_height=start_height, start_s=start_s,
                          timeouts=TimeoutConfig(commit_s=scenario.chain.block_time_s), label="restart")
-    box: list[Simulation] = []
-    sim = create_simulation(config, setup.validator_set, _make_chain_kit(setup, rec, mempool, box, "restart", start_s),
-                            observer=rec.get_observer())
-    box.append(sim)
     rec.note("restart", start_s, start_height, f"fork {fork_id}")
     rec.emit("restart", start_s, fork_id, start_height, new_fork=fork_id,
              phases=[[height, mode] for height, mode in recovery.reopening_phases])
@@ -789,17 +795,36 @@ def run_restart_phase(setup: RunSetup, rec: Recorder, recovery: Recovery, fork_i
         rec.emit("compensation", start_s, fork_id, start_height, account=entry.account, amount=entry.amount,
                  reason=entry.reason)
     restored = [n for n in setup.nodes if n.view.restored_root is not None and n.view.restore_error is None]
+    box: list[Simulation] = []
+    with _open_audit_replay(setup, recovery, restored) as replay:
+        sim = create_simulation(config, setup.validator_set,
+                                _make_chain_kit(setup, rec, mempool, box, "restart", start_s, replay),
+                                observer=rec.get_observer())
+        box.append(sim)
 
-    def is_every_node_done() -> bool:
-        running = [n for n in restored if _is_running(sim, n.index)]
-        return bool(running) and all(n.view.history.height >= goal for n in running)
+        def is_every_node_done() -> bool:
+            running = [n for n in restored if _is_running(sim, n.index)]
+            return bool(running) and all(n.view.history.height >= goal for n in running)
 
-    is_done = _on_changes(sim, is_every_node_done)
-
-    sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
-                  max_events=MAX_EVENTS_PER_PHASE)
+        is_done = _on_changes(sim, is_every_node_done)
+        sim.run_until(until_s=start_s + (goal - start_height + 1) * 60.0 + 3600.0, stop=is_done,
+                      max_events=MAX_EVENTS_PER_PHASE)
     return BlocksPhase("restart", fork_id, sim.trace, start_s, sim.now_s, goal,
                        () if is_done() else describe_faults_outlasting(config, start_s, sim.now_s))
+
+
+def _open_audit_replay(setup: RunSetup, recovery: Recovery, restored: list[Node]):
+    """The audit's band-on replay in the background (`scenarios/audit_replay.py`), from the
+    restored header most restored validators hold (ties to the lowest index); with the memos
+    off every node replays for itself, so that the two can be compared."""
+    start = recovery.restart_height
+    held = [n.view.history for n in restored if n.view.history.height >= start - 1]
+    if not setup.memo or not held:
+        return contextlib.nullcontext(None)
+    counts = collections.Counter(h.header_at(start - 1).hash for h in held)
+    history = next(h for h in held if counts[h.header_at(start - 1).hash] == max(counts.values()))
+    return open_background_replay(setup.store, setup.exchange, history, start, recovery.audit_height,
+                                  compute_reopening(setup.scenario).audit_band_bps)
 
 
 # ---------------------------------------------------------------- the record

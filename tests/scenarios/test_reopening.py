@@ -9,10 +9,13 @@ import dataclasses
 
 import pytest
 
+from chain.blocks import Block
 from chain.exchange import MARKET_IDS, Liquidated, decode_events, get_price, get_trading_mode
 from chain.execution import apply_block
+from chain.store import OverlayStore
+from scenarios.audit_replay import MIN_BACKGROUND_BLOCKS, BackgroundReplay, is_background_possible
 from scenarios.loader import load_scenario
-from scenarios.recovery import compute_reopening_audit
+from scenarios.recovery import BandedReplay, compute_reopening_audit
 from scenarios.report import build_report
 from scenarios.runner import run_scenario_once
 
@@ -181,3 +184,63 @@ def test_with_the_band_nobody_is_harmed(banded):
     run, report = banded
     assert report["compensation"]["entries"] == []
     assert not [name for name, check in report["checks"].items() if not check["ok"]]
+
+
+def _reopening_blocks(run):
+    history, recovery = run.reference.view.history, run.recovery
+    return history, range(recovery.restart_height, recovery.audit_height)
+
+
+def test_the_run_replays_the_audit_in_the_background_and_it_equals_a_local_replay(unbanded):
+    run, _ = unbanded
+    recovery = run.recovery
+    assert recovery.audit_height - recovery.restart_height >= MIN_BACKGROUND_BLOCKS and is_background_possible()
+    # The audit the run installed (from the background replay) is the one a node computes alone.
+    alone = compute_reopening_audit(run.store, run.reference.view.history, run.setup.exchange, recovery, 100)
+    assert alone == run.reference.audit
+
+
+def test_the_background_replay_writes_what_a_local_replay_writes(unbanded):
+    run, _ = unbanded
+    history, heights = _reopening_blocks(run)
+    parent, band = history.header_at(heights.start - 1), 100
+    local = BandedReplay(OverlayStore(run.store.get_forked_reader()), run.setup.exchange, parent, band)
+    for height in heights:
+        local.add(history.block_at(height))
+    background = BackgroundReplay(run.store, run.setup.exchange, parent, band, heights.stop - 1)
+    try:
+        for height in heights:
+            background.feed(history.block_at(height))
+        assert background.take_head(history) == local.head
+        result = background._result
+        assert result.nodes == local.store.written_nodes and result.nodes
+        assert result.preimages == local.store.written_preimages
+    finally:
+        background.close()
+    assert not background._process.is_alive()
+
+
+def test_a_replay_of_other_blocks_than_the_node_holds_is_not_used(unbanded):
+    run, _ = unbanded
+    history, heights = _reopening_blocks(run)
+    parent = history.header_at(heights.start - 1)
+    first = history.block_at(heights.start)
+    # Planted fault: the block at the restart height sent with one transaction fewer (its
+    # header, parent link included, unchanged): the replay takes it, the node must not.
+    forged = Block(first.header, first.transactions[:-1])
+    background = BackgroundReplay(run.store, run.setup.exchange, parent, 100, heights.stop - 1)
+    try:
+        background.feed(forged)
+        for height in heights:
+            background.feed(history.block_at(height))  # the real first block comes too late
+        assert background.take_head(history) is None
+    finally:
+        background.close()
+    # A replay that stopped one block short is not used either.
+    short = BackgroundReplay(run.store, run.setup.exchange, parent, 100, heights.stop - 1)
+    try:
+        for height in heights[:-1]:
+            short.feed(history.block_at(height))
+        assert short.take_head(history) is None
+    finally:
+        short.close()
