@@ -81,6 +81,10 @@ class BackgroundReplay:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             self._process.start()
+        except BaseException:
+            self._conn.close()
+            child.close()
+            raise
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         child.close()
@@ -177,7 +181,11 @@ def open_background_replay(store: Store, setup: ExchangeSetup, history: History,
             or history.height < restart_height - 1 or not is_background_possible()):
         yield None
         return
-    replay = BackgroundReplay(store, setup, history.header_at(restart_height - 1), band_bps, audit_height - 1)
+    try:
+        replay = BackgroundReplay(store, setup, history.header_at(restart_height - 1), band_bps, audit_height - 1)
+    except OSError:  # no process to be had (fork refused: memory, a process limit): replay locally
+        yield None
+        return
     try:
         yield replay
     finally:

@@ -82,3 +82,28 @@ def test_the_replay_ignores_sigint_alone_and_close_stops_it():
     finally:
         replay.close()
     assert replay._process.exitcode is not None
+
+
+def test_a_fork_refused_means_the_nodes_replay_themselves(monkeypatch):
+    import multiprocessing.context
+
+    from chain.blocks import Header
+    from chain.history import History
+    from chain.store import MemoryStore
+    from eth.constants import BLANK_ROOT_HASH
+    import scenarios.audit_replay
+    from scenarios.audit_replay import open_background_replay
+
+    monkeypatch.setattr(scenarios.audit_replay, "is_background_possible", lambda: True)
+    store = MemoryStore()
+    history = History.create(store, Header(0, b"\0" * 32, BLANK_ROOT_HASH))
+    with open_background_replay(store, None, history, 1, 10, 100) as replay:
+        assert replay is not None  # a reopening long enough
+    assert not replay._process.is_alive()
+
+    def refuse(process):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(multiprocessing.context.ForkProcess, "_Popen", staticmethod(refuse))
+    with open_background_replay(store, None, history, 1, 10, 100) as replay:
+        assert replay is None
