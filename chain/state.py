@@ -17,6 +17,7 @@ from eth.vm.message import Message
 from eth_hash.auto import keccak
 from trie import HexaryTrie
 
+import chain.nibbles  # noqa: F401  (installs py-trie's memoised key conversions)
 from chain.computation import AnalysedState
 from chain.errors import ChainError, UnknownRootError
 from chain.store import Store
