@@ -51,8 +51,11 @@ HOLDER_BALANCE_USD = 1_000
 
 
 def draw_standard_normal(rng: random.Random) -> float:
-    """An approximately standard normal draw (Irwin-Hall, 12 uniforms): no libm involved."""
-    return sum(rng.random() for _ in range(12)) - 6.0
+    """An approximately standard normal draw (Irwin-Hall, 12 uniforms): no libm involved.
+    Written out, not `sum()` over a generator: the same additions in the same order (so the
+    same bits), at half the cost; the price path draws ~90,000 of them in every run."""
+    r = rng.random
+    return r() + r() + r() + r() + r() + r() + r() + r() + r() + r() + r() + r() - 6.0
 
 
 def compute_exp(x: float) -> float:
@@ -433,11 +436,18 @@ class PricePath:
     def at(self, height: int) -> dict[int, int]:
         """{market: true price} for the block at `height` (height 0: genesis prices)."""
         assert height >= 0
-        while len(self._path) <= height:
-            previous = self._path[-1]
-            step = {}
-            for market, price in previous.items():
-                move_ppb = int(self._volatility_ppb * draw_standard_normal(self._rngs[market]))
-                step[market] = max(1, price * (10**9 + move_ppb) // 10**9)
-            self._path.append(step)
+        missing = height + 1 - len(self._path)
+        if missing > 0:  # market by market (each has its own generator), then height by height
+            last, volatility_ppb = self._path[-1], self._volatility_ppb
+            columns = []
+            for market, price in last.items():
+                r, column = self._rngs[market].random, []
+                for _ in range(missing):  # draw_standard_normal, written out: ~90,000 draws a run
+                    move_ppb = int(volatility_ppb * (r() + r() + r() + r() + r() + r() + r() + r() + r() + r() + r()
+                                                     + r() - 6.0))
+                    price = max(1, price * (10**9 + move_ppb) // 10**9)
+                    column.append(price)
+                columns.append(column)
+            markets = tuple(last)
+            self._path.extend(dict(zip(markets, prices)) for prices in zip(*columns))
         return dict(self._path[height])

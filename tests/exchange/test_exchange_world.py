@@ -144,3 +144,19 @@ def test_health_of_an_account_without_positions_is_its_collateral(glitch_run):
     holder = glitch_run.world.market.keepers[0].address
     health = compute_health(glitch_run.world.index, glitch_run.world.market.params, holder)
     assert health.open_positions == 0 and not health.is_liquidatable
+
+
+def test_the_price_path_is_its_definition_whatever_heights_are_asked_first():
+    # The definition, step by step: each market's price moves by volatility x an Irwin-Hall
+    # draw of its own generator's 12 uniforms (the path computes it market by market).
+    scenario = small_scenario(seed=3)
+    reference = PricePath(scenario, 3)
+    rngs, volatility_ppb = reference._rngs, reference._volatility_ppb
+    expected = [reference._path[0]]
+    for _ in range(400):
+        expected.append({market: max(1, price * (10**9 + int(volatility_ppb * (
+            sum(rngs[market].random() for _ in range(12)) - 6.0))) // 10**9)
+            for market, price in expected[-1].items()})
+    path = PricePath(scenario, 3)
+    assert [path.at(h) for h in (7, 3, 150, 400, 0, 399)] == [expected[h] for h in (7, 3, 150, 400, 0, 399)]
+    assert [path.at(h) for h in range(401)] == expected
