@@ -3,7 +3,8 @@ common opcodes run inline.
 
 Properties first (the one-pass analysis agrees with py-evm's look-back at every position
 of any code; the inline loop leaves what stock py-evm leaves for any program of the opcodes
-it inlines, at any gas), then the differential: blocks of the exchange built through
+it inlines, at any gas, and so does each inlined opcode on drawn words, memory just inside
+and just past what is paid for), then the differential: blocks of the exchange built through
 `chain.execution` replayed by stock py-evm give the same roots, receipts and gas; and a
 broken analysis or a broken inline opcode, planted, is what those comparisons catch.
 """
@@ -126,13 +127,18 @@ def test_the_comparison_catches_a_broken_analysis(exchange_blocks):
 # -- the inline interpreter loop against stock py-evm's, opcode by opcode -------------------
 
 INLINED = sorted(compute_inline_gas(PragueComputation.opcodes))
+WORD = st.one_of(st.integers(0, 80), st.integers(60, 70), st.integers(0, 2**256 - 1), st.integers(2**255, 2**256 - 1),
+                 st.integers(250, 300)).map(lambda v: b"\x7f" + v.to_bytes(32, "big"))
 # Programs of inlined opcodes among a few stock ones (MSTORE8 and MSIZE grow and read memory,
-# CALLDATALOAD pushes 32-byte words, GAS reads the meter), jumps aimed at JUMPDESTs and not.
+# CALLDATALOAD pushes 32-byte words, GAS reads the meter), jumps aimed at JUMPDESTs and not;
+# each opcode often after words pushed for it (signed-negative ones and shifts past 256 too).
 PROGRAM_OP = st.one_of(
     st.sampled_from(INLINED),
     st.sampled_from([0x53, 0x59, 0x35, 0x5A, 0x00, 0xFE]),
     st.tuples(st.sampled_from([0x60, 0x61]), st.integers(0, 80)).map(lambda t: bytes([t[0]]) + t[1].to_bytes(
         t[0] - 0x5F, "big")),
+    st.tuples(WORD, WORD, st.sampled_from(INLINED)).map(lambda t: t[0] + t[1] + bytes([t[2]])),
+    st.tuples(WORD, st.sampled_from(INLINED)).map(lambda t: t[0] + bytes([t[1]])),
 )
 
 
@@ -154,11 +160,30 @@ def _run_program(computation_class, code, gas):
             bytes(computation._memory._bytes), computation.code.program_counter, computation.output)
 
 
-@settings(max_examples=300, deadline=None)
-@given(ops=st.lists(PROGRAM_OP, max_size=60), gas=st.integers(0, 400))
+@settings(max_examples=400, deadline=None)
+@given(ops=st.lists(PROGRAM_OP, max_size=40), gas=st.one_of(st.integers(0, 400), st.integers(0, 5000)))
 def test_the_inline_loop_does_what_stock_py_evm_does(ops, gas):
     code = _program(ops)
     assert _run_program(AnalysedComputation, code, gas) == _run_program(PragueComputation, code, gas)
+
+
+@pytest.mark.parametrize("opcode", INLINED, ids=lambda op: PragueComputation.opcodes[op].mnemonic)
+@settings(max_examples=25, deadline=None)
+@given(words=st.lists(WORD, min_size=0, max_size=3), grow=st.booleans(),
+       gas=st.one_of(st.just(10_000), st.just(10_000), st.integers(0, 40)))
+def test_each_inline_opcode_does_what_stock_py_evm_does_on_any_operands(opcode, words, grow, gas):
+    # Optionally memory paid for first (MSTORE8 at 95: three words), so that MLOAD and
+    # MSTORE inside it run inline.
+    code = (b"\x60\x00\x60\x5f\x53" if grow else b"") + b"".join(words) + bytes([opcode, 0x00])
+    assert _run_program(AnalysedComputation, code, gas) == _run_program(PragueComputation, code, gas)
+
+
+@pytest.mark.parametrize("opcode", [0x51, 0x52], ids=["MLOAD", "MSTORE"])
+def test_memory_inside_and_just_past_what_is_paid_for(opcode):
+    # 96 bytes paid for (MSTORE8 of 7 at 95): a word at 64 is inside, at 65..96 it is not.
+    for start in range(56, 100):
+        code = b"\x60\x07\x60\x5f\x53" + b"\x60\x2a" + bytes([0x60, start, opcode, 0x00])
+        assert _run_program(AnalysedComputation, code, 10_000) == _run_program(PragueComputation, code, 10_000), start
 
 
 def test_the_inline_loop_is_compared_on_what_it_inlines():
