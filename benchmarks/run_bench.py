@@ -13,7 +13,8 @@ run first, unless --cold):
   (b) raw py-evm applying the final chain's transactions to the same states (one Prague
       state per block at its parent root, `apply_transaction` one by one, persisted once),
       its opcodes, and the ratio l2sim / raw py-evm: everything l2sim adds over executing
-      the chain once; then the same through l2sim's computation class;
+      the chain once (stock py-evm over stock py-trie); then the same through l2sim's
+      computation class and trie key memo;
   (d) gas by contract function over the final chain (the table in docs/design.md);
   (c) with --consensus-heights N: the same world without the incident for N heights,
       4 validators against a single node, with and without the execution and signature memos.
@@ -35,6 +36,7 @@ from eth.vm.forks.prague import PragueVM
 from eth.vm.code_stream import CodeStream
 
 import chain.execution
+import chain.nibbles
 from chain.computation import AnalysedState
 import scenarios.audit_replay
 import scenarios.report
@@ -213,9 +215,13 @@ def bench_run(scenario, small: bool, cold: bool) -> None:
         print(f"    {phase:<12} {meter.wall_s[phase]:7.2f} s wall {meter.cpu_s[phase]:7.2f} s CPU "
               f"{meter.executed[phase]:6d} executed")
     blocks = final_chain(run)
-    wall, cpu = time.perf_counter(), time.process_time()
-    applied = apply_raw(run.store, blocks, PragueVM.get_state_class())
-    raw_wall_s, raw_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    chain.nibbles.install(chain.nibbles.STOCK)  # raw is stock py-evm over stock py-trie
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        applied = apply_raw(run.store, blocks, PragueVM.get_state_class())
+        raw_wall_s, raw_cpu_s = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        chain.nibbles.install(chain.nibbles.INSTALLED)
     per_transaction = count_raw_opcodes(run.store, blocks)
     opcodes = sum(per_transaction)
     print(f"(b) raw py-evm, the final chain's {applied} transactions on the same states: "
@@ -225,8 +231,8 @@ def bench_run(scenario, small: bool, cold: bool) -> None:
     wall = time.perf_counter()
     apply_raw(run.store, blocks, AnalysedState)
     inline_wall_s = time.perf_counter() - wall
-    print(f"    the same through l2sim's computation (chain/computation.py: jump analysis once, common opcodes "
-          f"inline): {inline_wall_s:.2f} s wall, {raw_wall_s / inline_wall_s:.2f}x stock py-evm")
+    print(f"    the same through l2sim's computation and trie key memo (chain/computation.py, chain/nibbles.py): "
+          f"{inline_wall_s:.2f} s wall, {raw_wall_s / inline_wall_s:.2f}x stock py-evm")
     results = [chain.execution.apply_block(run.store, root, block, cache=run.cache) for root, block in blocks]
     print_gas_table(blocks, results, per_transaction)
 
