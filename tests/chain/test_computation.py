@@ -186,6 +186,17 @@ def test_memory_inside_and_just_past_what_is_paid_for(opcode):
         assert _run_program(AnalysedComputation, code, 10_000) == _run_program(PragueComputation, code, 10_000), start
 
 
+def test_sha3_inside_and_past_what_is_paid_for_and_at_the_edge_of_its_gas():
+    # 96 bytes paid for; a hash of `size` bytes at `start` costs 30 + 6 a word.
+    for start in (0, 1, 31, 32, 63, 64, 65, 95, 96, 2**255):
+        for size in (0, 1, 31, 32, 33, 64, 95, 96, 97):
+            code = (b"\x60\x07\x60\x5f\x53" + b"\x7f" + size.to_bytes(32, "big") + b"\x7f"
+                    + start.to_bytes(32, "big") + bytes([0x20, 0x00]))
+            for gas in (10_000, 9 + 9 + 6 + 30 + 6 * ((size + 31) // 32), 9 + 9 + 6 + 30 + 6 * ((size + 31) // 32) - 1):
+                assert _run_program(AnalysedComputation, code, gas) == _run_program(PragueComputation, code, gas), (
+                    start, size, gas)
+
+
 def test_the_inline_loop_is_compared_on_what_it_inlines():
     # Planted fault: an ADD that forgets to wrap at 2**256 is caught by the comparison.
     code = _program([0x7F, b"\xff" * 32, 0x60, b"\x02", 0x01, 0x00])
