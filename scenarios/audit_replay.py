@@ -43,11 +43,12 @@ _FINISH = b""  # sent instead of a block: reply with the head and what the repla
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """What the replay process computed: its head, the blocks it was sent (encoded) and every
-    node and preimage its execution wrote."""
+    """What the replay process computed: its head, how many blocks it replayed (the pipe is
+    ordered, so they are the first `replayed` the parent sent) and every node and preimage its
+    execution wrote."""
 
     head: Header
-    blocks: tuple[bytes, ...]
+    replayed: int
     nodes: dict[bytes, bytes]
     preimages: dict[bytes, bytes]
 
@@ -111,8 +112,10 @@ class BackgroundReplay:
         if history.height < self.last_height or history.header_at(start - 1) != self.parent:
             return None
         held = tuple(encode_block(history.block_at(h)) for h in range(start, self.last_height + 1))
+        if tuple(self._sent) != held:
+            return None
         result = self._receive()
-        if result is None or result.blocks != held:
+        if result is None or result.replayed != len(held):
             return None
         for key, node in result.nodes.items():
             self.store[key] = node
@@ -148,14 +151,14 @@ def _serve(conn, parent_end, replay: BandedReplay) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     parent_end.close()  # so that the pipe reads EOF once the parent is gone
-    sent: list[bytes] = []
+    replayed = 0
     error = None
     try:
         while True:
             encoded = conn.recv_bytes()
             if encoded == _FINISH:
                 break
-            sent.append(encoded)
+            replayed += 1
             if error is None:
                 try:
                     replay.add(decode_block(encoded))
@@ -164,7 +167,7 @@ def _serve(conn, parent_end, replay: BandedReplay) -> None:
         store = replay.store
         assert isinstance(store, OverlayStore)
         conn.send(error if error is not None else
-                  ReplayResult(replay.head, tuple(sent), store.written_nodes, store.written_preimages))
+                  ReplayResult(replay.head, replayed, store.written_nodes, store.written_preimages))
     except (EOFError, OSError):
         pass  # the parent has gone: nothing to answer
     finally:
